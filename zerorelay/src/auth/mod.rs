@@ -1,0 +1,181 @@
+//! Authentication and authorization, pluggable by the host.
+//!
+//! An [`Authenticator`] turns a `hello` (its token, and in development mode its
+//! `user`) into an [`Identity`], and may refuse individual actions. Two are
+//! built in: [`AllowAll`] for development (anyone, named by `hello.user`) and
+//! [`StaticTokens`] (a fixed token → user map from the configuration). Hosts
+//! plug in their own (JWT, a session database, …) by implementing the trait.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::Target;
+
+/// A boxed, sendable future (what async trait methods return here).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the authenticator is shown of a `hello` (or a `refresh`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// `hello.token` / `refresh.token`.
+    pub token: Option<&'a str>,
+    /// `hello.user`; only development authenticators may honour it.
+    pub user: Option<&'a str>,
+    /// The peer's address, when known.
+    pub remote: Option<SocketAddr>,
+    /// `hello.client`.
+    pub client: Option<&'a str>,
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// The user, or `None` for an anonymous (development) connection.
+    pub user: Option<String>,
+    /// When the credentials expire: the connection is closed with 4003 then,
+    /// unless a `refresh` extends it.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Identity {
+    /// A user with credentials that do not expire.
+    pub fn user(name: impl Into<String>) -> Self {
+        Identity {
+            user: Some(name.into()),
+            expires_at: None,
+        }
+    }
+}
+
+/// Something a client asks to do, shown to [`Authenticator::authorize`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Action<'a> {
+    /// `join`.
+    Join {
+        /// The group.
+        group: &'a str,
+    },
+    /// `publish`.
+    Publish {
+        /// The group.
+        group: &'a str,
+    },
+    /// `send`.
+    Send {
+        /// The recipient.
+        target: &'a Target,
+    },
+    /// `broadcast`.
+    Broadcast,
+    /// `rpc`.
+    Rpc {
+        /// The method.
+        method: &'a str,
+    },
+}
+
+/// Decides who a connection is and what it may do.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Checks credentials. Refuse with `unauthorized` (the connection is then
+    /// closed with 4001).
+    fn authenticate<'a>(
+        &'a self,
+        request: AuthRequest<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProtocolError>>;
+
+    /// Checks one action; refuse with `forbidden`. Allows everything by default.
+    fn authorize(&self, identity: &Identity, action: &Action<'_>) -> Result<(), ProtocolError> {
+        let _ = (identity, action);
+        Ok(())
+    }
+
+    /// Whether this is development mode (no real authentication). The
+    /// `zerorelay` command refuses to listen on a non-loopback address in
+    /// development mode unless told it is insecure on purpose.
+    fn is_development(&self) -> bool {
+        false
+    }
+}
+
+/// Development mode: everyone is let in, named by `hello.user` (or anonymous).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl Authenticator for AllowAll {
+    fn authenticate<'a>(
+        &'a self,
+        request: AuthRequest<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProtocolError>> {
+        let user = request.user.map(str::to_owned);
+        Box::pin(async move {
+            Ok(Identity {
+                user,
+                expires_at: None,
+            })
+        })
+    }
+
+    fn is_development(&self) -> bool {
+        true
+    }
+}
+
+/// A fixed map of tokens to users. `hello.user` is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct StaticTokens {
+    tokens: HashMap<String, String>,
+}
+
+impl StaticTokens {
+    /// Builds the authenticator from `(token, user)` pairs.
+    pub fn new<I, T, U>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (T, U)>,
+        T: Into<String>,
+        U: Into<String>,
+    {
+        StaticTokens {
+            tokens: pairs
+                .into_iter()
+                .map(|(t, u)| (t.into(), u.into()))
+                .collect(),
+        }
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether there are no tokens.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+impl Authenticator for StaticTokens {
+    fn authenticate<'a>(
+        &'a self,
+        request: AuthRequest<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProtocolError>> {
+        let result = match request.token {
+            None => Err(ProtocolError::new(
+                ErrorCode::Unauthorized,
+                "a token is required",
+            )),
+            Some(t) => match self.tokens.get(t) {
+                Some(user) => Ok(Identity::user(user.clone())),
+                None => Err(ProtocolError::new(
+                    ErrorCode::Unauthorized,
+                    "the token is not valid",
+                )),
+            },
+        };
+        Box::pin(async move { result })
+    }
+}

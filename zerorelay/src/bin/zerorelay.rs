@@ -1,0 +1,201 @@
+//! The `zerorelay` command: parses configuration and runs the relay library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use zerorelay::config::{load, Config, LogFormat};
+use zerorelay::Relay;
+
+/// Zerorelay: a WebSocket relay with acknowledgements and session resume.
+///
+/// Configuration comes from, in increasing precedence: built-in defaults, a
+/// TOML file (--config or ZERORELAY_CONFIG), environment variables named
+/// ZERORELAY_<SECTION>_<KEY> (for example ZERORELAY_LIMITS_MAX_FRAME_BYTES),
+/// and flags. `zerorelay config` prints every key with its effective value.
+#[derive(Parser, Debug)]
+#[command(name = "zerorelay", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the relay.
+    Serve(Options),
+    /// Print the effective configuration as TOML and exit.
+    Config(Options),
+}
+
+#[derive(Parser, Debug)]
+struct Options {
+    /// TOML configuration file.
+    #[arg(long, short, env = "ZERORELAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (server.listen). Default 127.0.0.1:8080.
+    #[arg(long, short, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Allow development mode (no authentication) on a non-loopback address
+    /// (server.insecure).
+    #[arg(long)]
+    insecure: bool,
+    /// Log filter, e.g. info, debug, zerorelay=debug (log.level).
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log format (log.format).
+    #[arg(long, value_enum)]
+    log_format: Option<Format>,
+    /// Write logs to this file instead of standard error (log.file).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Set any configuration key: --set limits.max_frame_bytes=131072.
+    /// May be repeated.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Text,
+    Json,
+}
+
+impl Options {
+    fn load(&self) -> Result<Config, zerorelay::Error> {
+        let mut sets = Vec::new();
+        if let Some(l) = &self.listen {
+            sets.push(format!("server.listen={l}"));
+        }
+        if self.insecure {
+            sets.push("server.insecure=true".into());
+        }
+        if let Some(l) = &self.log_level {
+            sets.push(format!("log.level={l}"));
+        }
+        if let Some(f) = self.log_format {
+            sets.push(format!(
+                "log.format={}",
+                match f {
+                    Format::Text => "text",
+                    Format::Json => "json",
+                }
+            ));
+        }
+        if let Some(f) = &self.log_file {
+            sets.push(format!("log.file={}", f.display()));
+        }
+        sets.extend(self.sets.iter().cloned());
+        load::load(self.config.as_deref(), std::env::vars(), &sets)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::Serve(opts) | Command::Config(opts)) = &cli.command;
+    let config = match opts.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zerorelay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config(_) = cli.command {
+        print!(
+            "{}",
+            toml::to_string_pretty(&config).expect("the config is TOML")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_logging(&config) {
+        eprintln!("zerorelay: {e}");
+        return ExitCode::from(2);
+    }
+    let addr = config.listen_addr().expect("validated");
+    if config.is_development() && !addr.ip().is_loopback() && !config.server.insecure {
+        eprintln!(
+            "zerorelay: refusing to listen on {addr} without authentication: anyone could connect as any user. \
+             Configure auth.tokens, listen on a loopback address, or pass --insecure to do it anyway."
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime can be built");
+    match runtime.block_on(serve(config, addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zerorelay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config, addr: std::net::SocketAddr) -> Result<(), zerorelay::Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        zerorelay::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })?;
+    let relay = Relay::builder(config).build()?;
+    let bound = listener.local_addr()?;
+    // One line on standard output, for scripts that start the relay on port 0.
+    println!("zerorelay listening on ws://{bound}/ws");
+    if relay.is_development() {
+        tracing::warn!("Development mode: no authentication is configured; clients name themselves with hello.user.");
+    }
+    let server = tokio::spawn(relay.clone().serve(listener));
+    shutdown_signal().await;
+    tracing::info!("Shutting down: closing clients with 1001.");
+    relay.shutdown().await;
+    server
+        .await
+        .map_err(|e| zerorelay::Error::Io(std::io::Error::other(e)))??;
+    tracing::info!("The relay has shut down.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(config: &Config) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log.level).map_err(|e| {
+        format!(
+            "`log.level` {:?} is not a valid filter: {e}",
+            config.log.level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match (&config.log.file, config.log.format) {
+        (None, LogFormat::Text) => builder.with_writer(std::io::stderr).init(),
+        (None, LogFormat::Json) => builder.json().with_writer(std::io::stderr).init(),
+        (Some(path), format) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log.file {path}: {e}"))?;
+            let writer = std::sync::Mutex::new(file);
+            match format {
+                LogFormat::Text => builder.with_ansi(false).with_writer(writer).init(),
+                LogFormat::Json => builder.json().with_writer(writer).init(),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Loading a [`Config`] from a TOML file, environment variables and flags.
+//!
+//! Precedence, highest first: `--set section.key=value` flags (and the
+//! command's dedicated flags, which are the same thing), `ZERORELAY_SECTION_KEY`
+//! environment variables, the TOML file, the defaults. Every source is checked
+//! against the same schema: an unknown key or a value of the wrong type is an
+//! error that names the key and the source.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::Config;
+use crate::error::Error;
+
+/// The environment variable prefix.
+pub const ENV_PREFIX: &str = "ZERORELAY_";
+
+/// Environment variables with the prefix that are not configuration keys.
+pub const ENV_NOT_KEYS: &[&str] = &["ZERORELAY_CONFIG"];
+
+/// Builds the configuration from its sources and validates it.
+///
+/// `env` is the process environment (pass `std::env::vars()`); `sets` are
+/// `section.key=value` overrides.
+pub fn load<I>(file: Option<&Path>, env: I, sets: &[String]) -> Result<Config, Error>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let schema = Table::try_from(Config::default()).expect("the default config is TOML");
+    let mut table = match file {
+        None => Table::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+            // Deserializing the text itself gives errors with line numbers
+            // and key names.
+            toml::from_str::<Config>(&text).map_err(|e| {
+                Error::Config(format!("{}: {}", path.display(), e.to_string().trim()))
+            })?;
+            text.parse::<Table>()
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+        }
+    };
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&k.as_str()))
+        .collect();
+    env.sort();
+    for (var, value) in env {
+        let (section, key) = env_key(&schema, &var).ok_or_else(|| {
+            Error::Config(format!(
+                "unknown environment variable {var}: no configuration key matches it"
+            ))
+        })?;
+        set(&schema, &mut table, &section, &key, &value, &var)?;
+    }
+    for s in sets {
+        let (path, value) = s
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--set {s:?}: expected section.key=value")))?;
+        let (section, key) = path
+            .split_once('.')
+            .ok_or_else(|| Error::Config(format!("--set {s:?}: expected section.key=value")))?;
+        set(
+            &schema,
+            &mut table,
+            section,
+            key,
+            value,
+            &format!("--set {path}"),
+        )?;
+    }
+    let config: Config = Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::Config(e.to_string().trim().to_owned()))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Finds the `(section, key)` an environment variable names, by the schema.
+fn env_key(schema: &Table, var: &str) -> Option<(String, String)> {
+    let rest = var.strip_prefix(ENV_PREFIX)?;
+    for (section, keys) in schema {
+        let Some(keys) = keys.as_table() else {
+            continue;
+        };
+        let Some(k) = rest.strip_prefix(&format!("{}_", section.to_uppercase())) else {
+            continue;
+        };
+        if let Some(key) = keys.keys().find(|key| key.to_uppercase() == k) {
+            return Some((section.clone(), key.clone()));
+        }
+        if section == "log" && k == "FILE" {
+            return Some((section.clone(), "file".into()));
+        }
+    }
+    None
+}
+
+/// Sets `section.key` from text, typed by the schema.
+fn set(
+    schema: &Table,
+    table: &mut Table,
+    section: &str,
+    key: &str,
+    value: &str,
+    source: &str,
+) -> Result<(), Error> {
+    let sect = schema
+        .get(section)
+        .and_then(Value::as_table)
+        .ok_or_else(|| Error::Config(format!("{source}: no configuration section `{section}`")))?;
+    let typed = match sect.get(key) {
+        Some(Value::Integer(_)) => Value::Integer(value.trim().parse().map_err(|_| {
+            Error::Config(format!(
+                "{source}: `{section}.{key}` must be an integer, got {value:?}"
+            ))
+        })?),
+        Some(Value::Boolean(_)) => Value::Boolean(match value.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{source}: `{section}.{key}` must be true or false, got {value:?}"
+                )))
+            }
+        }),
+        Some(Value::Table(_)) => {
+            let mut t = Table::new();
+            for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+                let (k, v) = pair.split_once('=').ok_or_else(|| {
+                    Error::Config(format!(
+                        "{source}: `{section}.{key}` must be a list like a=b,c=d, got {value:?}"
+                    ))
+                })?;
+                t.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
+            }
+            Value::Table(t)
+        }
+        Some(_) => Value::String(value.to_owned()),
+        // Optional keys (absent from the serialized defaults) are strings.
+        None if section == "log" && key == "file" => Value::String(value.to_owned()),
+        None => {
+            return Err(Error::Config(format!(
+                "{source}: no configuration key `{section}.{key}`"
+            )))
+        }
+    };
+    table
+        .entry(section.to_owned())
+        .or_insert_with(|| Value::Table(Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| Error::Config(format!("`{section}` must be a table")))?
+        .insert(key.to_owned(), typed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile_lite::TempFile {
+        tempfile_lite::TempFile::new(text)
+    }
+
+    /// A tiny temporary file helper (no extra dependency for one test module).
+    mod tempfile_lite {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                let mut b = [0u8; 8];
+                getrandom::fill(&mut b).unwrap();
+                let p = std::env::temp_dir()
+                    .join(format!("zerorelay-test-{:x}.toml", u64::from_le_bytes(b)));
+                std::fs::write(&p, text).unwrap();
+                TempFile(p)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let f = file("[limits]\nmax_frame_bytes = 1000\nsend_queue = 7\nrate_burst = 9\n");
+        let c = load(
+            Some(&f.0),
+            env(&[
+                ("ZERORELAY_LIMITS_SEND_QUEUE", "8"),
+                ("ZERORELAY_LIMITS_RATE_BURST", "10"),
+            ]),
+            &["limits.rate_burst=11".into()],
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_frame_bytes, 1000);
+        assert_eq!(c.limits.send_queue, 8);
+        assert_eq!(c.limits.rate_burst, 11);
+        assert_eq!(c.limits.abuse_strikes, 50, "untouched keys keep defaults");
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let f = file("[limits]\nmax_frame_byts = 1000\n");
+        let e = load(Some(&f.0), env(&[]), &[]).unwrap_err().to_string();
+        assert!(e.contains("max_frame_byts"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_in_file_is_named() {
+        let f = file("[session]\nttl_ms = \"soon\"\n");
+        let e = load(Some(&f.0), env(&[]), &[]).unwrap_err().to_string();
+        assert!(e.contains("ttl_ms"), "{e}");
+    }
+
+    #[test]
+    fn unknown_env_var_is_named() {
+        let e = load(None, env(&[("ZERORELAY_LIMITS_NOPE", "1")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ZERORELAY_LIMITS_NOPE"), "{e}");
+    }
+
+    #[test]
+    fn bad_env_value_is_named() {
+        let e = load(None, env(&[("ZERORELAY_SERVER_HEARTBEAT_MS", "fast")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ZERORELAY_SERVER_HEARTBEAT_MS") && e.contains("integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn env_sets_tokens_and_log_file() {
+        let c = load(
+            None,
+            env(&[
+                ("ZERORELAY_AUTH_TOKENS", "t1=alice,t2=bob"),
+                ("ZERORELAY_LOG_FILE", "/tmp/x.log"),
+                ("ZERORELAY_LOG_FORMAT", "json"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.tokens.get("t2").map(String::as_str), Some("bob"));
+        assert_eq!(c.log.file.as_deref(), Some("/tmp/x.log"));
+        assert_eq!(c.log.format, super::super::LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_set_flag_is_refused() {
+        for s in [
+            "nodot=1",
+            "limits.max_frame_bytes",
+            "nosuch.key=1",
+            "limits.nosuch=1",
+        ] {
+            assert!(load(None, env(&[]), &[s.into()]).is_err(), "{s}");
+        }
+        let e = load(None, env(&[]), &["log.format=xml".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn validation_runs_after_merging() {
+        let e = load(None, env(&[]), &["limits.max_frame_bytes=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_frame_bytes"), "{e}");
+    }
+}

@@ -1,0 +1,333 @@
+//! Configuration: every key, its default, and its validation.
+//!
+//! [`Config`] is plain data with serde support; a host app builds one in code
+//! (or deserializes it from anything serde reads). With the `cli` feature,
+//! [`load`] reads it from a TOML file, `ZERORELAY_…` environment variables and
+//! `--set key=value` flags, in that order of increasing precedence.
+//!
+//! Durations are integers in milliseconds (`…_ms`), sizes integers in bytes
+//! (`…_bytes`). Unknown keys are errors, so that a typo is not silently
+//! ignored.
+
+#[cfg(feature = "cli")]
+pub mod load;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening and connection lifecycle.
+    pub server: ServerConfig,
+    /// Session lifetime and retention.
+    pub session: SessionConfig,
+    /// Per-connection and per-server limits.
+    pub limits: LimitsConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Feature switches.
+    pub features: FeaturesConfig,
+    /// Logging (used by the `zerorelay` command).
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Allow development mode (no authentication) on a non-loopback address.
+    pub insecure: bool,
+    /// How long a new connection has to send `hello`.
+    pub hello_timeout_ms: u64,
+    /// Interval of WebSocket pings; a connection silent for two intervals is closed.
+    pub heartbeat_ms: u64,
+    /// How long a blocked socket write may take before the connection is dropped.
+    pub write_timeout_ms: u64,
+    /// How long graceful shutdown waits for clients to close.
+    pub shutdown_grace_ms: u64,
+    /// Concurrent WebSocket connections.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            insecure: false,
+            hello_timeout_ms: 5_000,
+            heartbeat_ms: 25_000,
+            write_timeout_ms: 10_000,
+            shutdown_grace_ms: 5_000,
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// `[session]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// How long a disconnected session stays resumable.
+    pub ttl_ms: u64,
+    /// Unacknowledged deliveries kept per session (oldest dropped first, with a gap).
+    pub outbox_messages: usize,
+    /// Bytes of unacknowledged deliveries kept per session.
+    pub outbox_bytes: usize,
+    /// Routing request ids remembered per session for duplicate suppression.
+    pub recent_requests: usize,
+    /// Sessions (live or resumable) in the whole server.
+    pub max_sessions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            ttl_ms: 60_000,
+            outbox_messages: 4_096,
+            outbox_bytes: 4 << 20,
+            recent_requests: 1_024,
+            max_sessions: 100_000,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest text frame accepted; larger ones get `too_large`.
+    pub max_frame_bytes: usize,
+    /// Frames more than this many times `max_frame_bytes` are not even read:
+    /// the connection is closed with 1009.
+    pub transport_frame_factor: usize,
+    /// Deliveries queued for a connection but not yet written, past which it
+    /// is closed as a slow consumer (4008).
+    pub send_queue: usize,
+    /// Groups one session may be in.
+    pub max_groups_per_session: usize,
+    /// Sustained frames per second per connection.
+    pub rate_per_sec: u32,
+    /// Frames a connection may send in a burst above the sustained rate.
+    pub rate_burst: u32,
+    /// Refused frames (bad input or over the rate) within ten seconds after
+    /// which the connection is closed with 1008.
+    pub abuse_strikes: u32,
+    /// Initial read buffer per connection.
+    pub read_buffer_bytes: usize,
+    /// Write buffer per connection before frames are flushed.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: 64 << 10,
+            transport_frame_factor: 4,
+            send_queue: 1_024,
+            max_groups_per_session: 256,
+            rate_per_sec: 1_000,
+            rate_burst: 2_000,
+            abuse_strikes: 50,
+            read_buffer_bytes: 4 << 10,
+            write_buffer_bytes: 16 << 10,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Static tokens: token → user. Empty means development mode (anyone may
+    /// connect and name themselves with `hello.user`).
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// `[features]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Whether clients may `broadcast` (the host always may).
+    pub client_broadcast: bool,
+    /// Whether clients may send directly to a session id.
+    pub send_to_session: bool,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig {
+            client_broadcast: true,
+            send_to_session: true,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `zerorelay=debug,warn`, …
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Write logs to this file instead of standard error.
+    pub file: Option<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+            file: None,
+        }
+    }
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    min: T,
+    max: T,
+) -> Result<(), Error> {
+    if v < min || v > max {
+        return Err(Error::Config(format!(
+            "`{key}` must be between {min} and {max}, got {v}"
+        )));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every value; the error names the offending key.
+    pub fn validate(&self) -> Result<(), Error> {
+        let s = &self.server;
+        self.listen_addr()?;
+        range("server.hello_timeout_ms", s.hello_timeout_ms, 10, 600_000)?;
+        range("server.heartbeat_ms", s.heartbeat_ms, 10, 3_600_000)?;
+        range("server.write_timeout_ms", s.write_timeout_ms, 10, 600_000)?;
+        range("server.shutdown_grace_ms", s.shutdown_grace_ms, 0, 600_000)?;
+        range("server.max_connections", s.max_connections, 1, 10_000_000)?;
+        let se = &self.session;
+        range("session.ttl_ms", se.ttl_ms, 0, 86_400_000)?;
+        range("session.outbox_messages", se.outbox_messages, 1, 10_000_000)?;
+        range("session.recent_requests", se.recent_requests, 0, 1_000_000)?;
+        range("session.max_sessions", se.max_sessions, 1, 100_000_000)?;
+        let l = &self.limits;
+        range("limits.max_frame_bytes", l.max_frame_bytes, 256, 64 << 20)?;
+        range(
+            "limits.transport_frame_factor",
+            l.transport_frame_factor,
+            1,
+            64,
+        )?;
+        range("limits.send_queue", l.send_queue, 1, 10_000_000)?;
+        range(
+            "limits.max_groups_per_session",
+            l.max_groups_per_session,
+            0,
+            1_000_000,
+        )?;
+        range("limits.rate_per_sec", l.rate_per_sec, 1, 100_000_000)?;
+        range("limits.rate_burst", l.rate_burst, 1, 100_000_000)?;
+        range("limits.abuse_strikes", l.abuse_strikes, 1, 1_000_000)?;
+        range(
+            "limits.read_buffer_bytes",
+            l.read_buffer_bytes,
+            256,
+            16 << 20,
+        )?;
+        range(
+            "limits.write_buffer_bytes",
+            l.write_buffer_bytes,
+            0,
+            16 << 20,
+        )?;
+        if se.outbox_bytes < l.max_frame_bytes {
+            return Err(Error::Config(format!(
+                "`session.outbox_bytes` ({}) must be at least `limits.max_frame_bytes` ({}), or one large message could never be kept",
+                se.outbox_bytes, l.max_frame_bytes
+            )));
+        }
+        for (token, user) in &self.auth.tokens {
+            if token.is_empty() {
+                return Err(Error::Config("`auth.tokens` has an empty token".into()));
+            }
+            crate::protocol::names::validate("auth.tokens user", user)
+                .map_err(|e| Error::Config(format!("`auth.tokens`: {}", e.message)))?;
+        }
+        Ok(())
+    }
+
+    /// `server.listen` as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, Error> {
+        self.server.listen.parse().map_err(|_| {
+            Error::Config(format!(
+                "`server.listen` must be an address like 127.0.0.1:8080, got {:?}",
+                self.server.listen
+            ))
+        })
+    }
+
+    /// Whether no authentication is configured (development mode).
+    pub fn is_development(&self) -> bool {
+        self.auth.tokens.is_empty()
+    }
+
+    /// `session.ttl_ms` as a duration.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_millis(self.session.ttl_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = Config::default();
+        c.limits.max_frame_bytes = 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.max_frame_bytes"), "{e}");
+        let mut c = Config::default();
+        c.server.listen = "nowhere".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.listen"));
+        let mut c = Config::default();
+        c.auth.tokens.insert("t".into(), "bad user!".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("auth.tokens"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Zerorelay: an embeddable WebSocket relay.
+//!
+//! Clients connect over WebSocket on `/ws`, say `hello`, and exchange JSON
+//! messages directly (to a user or a session), through groups, or by
+//! broadcast. Every delivery carries a per-session `seq`; the server keeps it
+//! until the client acknowledges it and re-delivers it after a dropped
+//! connection is resumed, and re-sent requests are answered without routing
+//! twice: nothing is lost or duplicated across reconnects. `docs/PROTOCOL.md`
+//! is the normative protocol.
+//!
+//! # Map of the crate
+//! - [`protocol`]: wire protocol v1: frames, parsing, encoding, close codes.
+//! - [`server`]: the [`Relay`] handle, listener, per-connection task.
+//! - [`session`]: sessions, their outbox of unacknowledged deliveries, the
+//!   store trait and its in-memory implementation.
+//! - [`router`]: direct, group and broadcast routing over the store.
+//! - [`auth`]: pluggable authentication and authorization.
+//! - [`config`]: every setting, its default and validation (and, with the
+//!   `cli` feature, loading from TOML, environment and flags).
+//! - [`error`]: the error codes.
+//!
+//! # Embedding
+//! ```no_run
+//! use zerorelay::{Config, Relay};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let relay = Relay::builder(Config::default()).build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("relay on ws://{}/ws", listener.local_addr()?);
+//! tokio::spawn(relay.clone().serve(listener));
+//! relay.publish("news", &serde_json::json!({"headline": "hello"}))?;
+//! relay.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod session;
+
+pub use auth::{AllowAll, Authenticator, Identity, StaticTokens};
+pub use config::Config;
+pub use error::{Error, ErrorCode, ProtocolError, Result};
+pub use server::{GroupInfo, Relay, RelayBuilder, RpcContext, SessionInfo, Stats};

@@ -1,0 +1,489 @@
+//! Frames a client sends, and their parser.
+//!
+//! Parsing is strict about the fields each frame needs and lenient about
+//! fields it does not know (they are ignored, so that later minor versions can
+//! add optional fields). The payload `data` is never re-serialized: it is kept
+//! as the exact JSON text the client sent and copied once into the delivery.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::names;
+use crate::error::{ErrorCode, ProtocolError};
+
+/// The longest string request id, in characters.
+pub const MAX_ID_CHARS: usize = 64;
+/// The longest session id accepted in a frame, in bytes.
+pub const MAX_SESSION_ID_LEN: usize = 128;
+/// The longest `client` string in `hello`, in characters.
+pub const MAX_CLIENT_CHARS: usize = 128;
+
+/// A request id: a string of at most 64 characters, or an integer.
+///
+/// `1` and `"1"` are different ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// An integer id (signed 64-bit range).
+    Int(i64),
+    /// A string id.
+    Str(Box<str>),
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Int(i) => write!(f, "{i}"),
+            RequestId::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl From<i64> for RequestId {
+    fn from(v: i64) -> Self {
+        RequestId::Int(v)
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(v: &str) -> Self {
+        RequestId::Str(v.into())
+    }
+}
+
+/// `hello.resume`: the session to resume and the last seq the client processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The session id from an earlier `welcome`.
+    pub session: String,
+    /// Every message with `seq <= last_seq` has been processed.
+    pub last_seq: u64,
+}
+
+/// The `hello` frame that opens every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hello {
+    /// Protocol version asked for.
+    pub v: u64,
+    /// Credentials, checked by the authenticator.
+    pub token: Option<String>,
+    /// A user name; honoured only in development mode.
+    pub user: Option<String>,
+    /// The session to resume, if any.
+    pub resume: Option<Resume>,
+    /// Free-form client name and version, for logs.
+    pub client: Option<String>,
+}
+
+/// The target of a direct `send`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every session of a user, except the sender's own.
+    User(String),
+    /// One session, which may be the sender's own.
+    Session(String),
+}
+
+/// A parsed client frame. `data` borrows the frame's text.
+#[derive(Debug, Clone)]
+pub enum ClientFrame<'a> {
+    /// Opens the connection.
+    Hello(Hello),
+    /// Direct message to a user or a session.
+    Send {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Recipient.
+        target: Target,
+        /// Payload, as sent.
+        data: &'a RawValue,
+    },
+    /// Join a group.
+    Join {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Group name.
+        group: String,
+    },
+    /// Leave a group.
+    Leave {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Group name.
+        group: String,
+    },
+    /// Publish to a group's members.
+    Publish {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Group name.
+        group: String,
+        /// Payload, as sent.
+        data: &'a RawValue,
+        /// Whether the publisher's own session receives it too.
+        echo: bool,
+    },
+    /// Publish to every session.
+    Broadcast {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Payload, as sent.
+        data: &'a RawValue,
+        /// Whether the sender's own session receives it too.
+        echo: bool,
+    },
+    /// Cumulative acknowledgement.
+    Ack {
+        /// Every message with a seq up to this one has been processed.
+        seq: u64,
+    },
+    /// Application-level ping.
+    Ping {
+        /// Request id, echoed in `pong`.
+        id: Option<RequestId>,
+    },
+    /// Call a host-defined method.
+    Rpc {
+        /// Request id (required).
+        id: RequestId,
+        /// Method name.
+        method: String,
+        /// Argument, as sent (`None` when absent, which handlers see as `null`).
+        data: Option<&'a RawValue>,
+    },
+    /// Present a fresh token before the current one expires.
+    Refresh {
+        /// Request id.
+        id: Option<RequestId>,
+        /// The new token.
+        token: String,
+    },
+}
+
+impl ClientFrame<'_> {
+    /// The frame's `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientFrame::Hello(_) => "hello",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Publish { .. } => "publish",
+            ClientFrame::Broadcast { .. } => "broadcast",
+            ClientFrame::Ack { .. } => "ack",
+            ClientFrame::Ping { .. } => "ping",
+            ClientFrame::Rpc { .. } => "rpc",
+            ClientFrame::Refresh { .. } => "refresh",
+        }
+    }
+
+    /// The request id, if the frame carries one.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            ClientFrame::Hello(_) | ClientFrame::Ack { .. } => None,
+            ClientFrame::Send { id, .. }
+            | ClientFrame::Join { id, .. }
+            | ClientFrame::Leave { id, .. }
+            | ClientFrame::Publish { id, .. }
+            | ClientFrame::Broadcast { id, .. }
+            | ClientFrame::Ping { id }
+            | ClientFrame::Refresh { id, .. } => id.as_ref(),
+            ClientFrame::Rpc { id, .. } => Some(id),
+        }
+    }
+}
+
+/// A frame that could not be parsed: the error, and the request id when the
+/// frame had a valid one (so that the `error` reply can echo it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What was wrong.
+    pub error: ProtocolError,
+    /// The frame's valid `id`, if any.
+    pub id: Option<RequestId>,
+}
+
+impl ParseError {
+    fn new(code: ErrorCode, message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        ParseError {
+            error: ProtocolError::new(code, message),
+            id: None,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Every field any client frame may carry, each as raw JSON so that a field's
+/// wrong type is reported by name rather than by serde's position message.
+#[derive(serde::Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type", default, borrow, deserialize_with = "present")]
+    ty: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    v: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    user: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    resume: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    client: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    to: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    session: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    group: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    echo: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    seq: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+}
+
+/// Keeps an explicit `null` as `Some("null")`, so that `"id":null` is an
+/// invalid id rather than a missing one.
+fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(d).map(Some)
+}
+
+/// Parses one client text frame.
+///
+/// # Errors
+/// `bad_frame` when the text is not a JSON object with a string `type`;
+/// `unsupported` for an unknown `type` or an unsupported `v`; `bad_request`
+/// for a missing or invalid field. The error carries the frame's `id` when
+/// that was valid.
+pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
+    let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| {
+        use serde_json::error::Category;
+        let message = match e.classify() {
+            Category::Data if e.to_string().starts_with("duplicate field") => {
+                format!("frame has a {}", strip_position(&e))
+            }
+            Category::Data => "frame is not a JSON object".to_owned(),
+            Category::Io | Category::Syntax | Category::Eof => {
+                format!("frame is not valid JSON: {}", e)
+            }
+        };
+        ParseError::new(ErrorCode::BadFrame, message)
+    })?;
+    let ty = match raw.ty {
+        None => return Err(ParseError::new(ErrorCode::BadFrame, "frame has no `type`")),
+        Some(v) => serde_json::from_str::<std::borrow::Cow<'_, str>>(v.get())
+            .map_err(|_| ParseError::new(ErrorCode::BadFrame, "frame's `type` must be a string"))?,
+    };
+    // The id is checked first, so that every later error can echo it.
+    let id = match raw.id {
+        None => None,
+        Some(v) => Some(request_id(v)?),
+    };
+    frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn frame<'a>(
+    ty: &str,
+    raw: &RawFrame<'a>,
+    id: Option<RequestId>,
+) -> Result<ClientFrame<'a>, ProtocolError> {
+    Ok(match ty {
+        "hello" => ClientFrame::Hello(hello(raw)?),
+        "send" => {
+            let target = match (raw.to, raw.session) {
+                (Some(to), None) => Target::User(name("to", to)?),
+                (None, Some(s)) => Target::Session(session_id("session", s)?),
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "`send` takes exactly one of `to` and `session`, not both",
+                    ))
+                }
+                (None, None) => return Err(bad("`send` needs `to` (a user) or `session`")),
+            };
+            ClientFrame::Send {
+                id,
+                target,
+                data: required("data", raw.data)?,
+            }
+        }
+        "join" => ClientFrame::Join {
+            id,
+            group: name("group", required("group", raw.group)?)?,
+        },
+        "leave" => ClientFrame::Leave {
+            id,
+            group: name("group", required("group", raw.group)?)?,
+        },
+        "publish" => ClientFrame::Publish {
+            id,
+            group: name("group", required("group", raw.group)?)?,
+            data: required("data", raw.data)?,
+            echo: optional_bool("echo", raw.echo)?,
+        },
+        "broadcast" => ClientFrame::Broadcast {
+            id,
+            data: required("data", raw.data)?,
+            echo: optional_bool("echo", raw.echo)?,
+        },
+        "ack" => ClientFrame::Ack {
+            seq: uint("seq", required("seq", raw.seq)?)?,
+        },
+        "ping" => ClientFrame::Ping { id },
+        "rpc" => ClientFrame::Rpc {
+            id: id.ok_or_else(|| bad("`rpc` needs an `id` to answer with its result"))?,
+            method: name("method", required("method", raw.method)?)?,
+            data: raw.data,
+        },
+        "refresh" => ClientFrame::Refresh {
+            id,
+            token: string("token", required("token", raw.token)?)?,
+        },
+        other => {
+            let mut shown: String = other.chars().take(32).collect();
+            if shown.len() < other.len() {
+                shown.push('…');
+            }
+            return Err(ProtocolError::new(
+                ErrorCode::Unsupported,
+                format!("unknown frame type {shown:?}"),
+            ));
+        }
+    })
+}
+
+fn hello(raw: &RawFrame<'_>) -> Result<Hello, ProtocolError> {
+    let v = required("v", raw.v)?;
+    let v = serde_json::from_str::<u64>(v.get())
+        .map_err(|_| bad("`v` must be a positive integer (the protocol version)"))?;
+    if v != super::VERSION {
+        return Err(ProtocolError::new(
+            ErrorCode::Unsupported,
+            format!("protocol version {v} is not supported; this server speaks v1"),
+        ));
+    }
+    let token = raw.token.map(|t| string("token", t)).transpose()?;
+    let user = raw.user.map(|u| name("user", u)).transpose()?;
+    let client = raw
+        .client
+        .map(|c| {
+            let c = string("client", c)?;
+            if c.chars().count() > MAX_CLIENT_CHARS {
+                return Err(bad(format!(
+                    "`client` is longer than {MAX_CLIENT_CHARS} characters"
+                )));
+            }
+            Ok(c)
+        })
+        .transpose()?;
+    let resume = raw.resume.map(resume).transpose()?;
+    Ok(Hello {
+        v,
+        token,
+        user,
+        resume,
+        client,
+    })
+}
+
+fn resume(raw: &RawValue) -> Result<Resume, ProtocolError> {
+    #[derive(serde::Deserialize)]
+    struct RawResume<'a> {
+        #[serde(default, borrow, deserialize_with = "present")]
+        session: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        last_seq: Option<&'a RawValue>,
+    }
+    let r: RawResume<'_> = serde_json::from_str(raw.get())
+        .map_err(|_| bad("`resume` must be an object with `session` and `last_seq`"))?;
+    Ok(Resume {
+        session: session_id("resume.session", required("resume.session", r.session)?)?,
+        last_seq: uint("resume.last_seq", required("resume.last_seq", r.last_seq)?)?,
+    })
+}
+
+fn bad(message: impl Into<std::borrow::Cow<'static, str>>) -> ProtocolError {
+    ProtocolError::new(ErrorCode::BadRequest, message)
+}
+
+fn required<'a>(field: &str, v: Option<&'a RawValue>) -> Result<&'a RawValue, ProtocolError> {
+    v.ok_or_else(|| bad(format!("missing field `{field}`")))
+}
+
+fn string(field: &str, v: &RawValue) -> Result<String, ProtocolError> {
+    serde_json::from_str::<String>(v.get()).map_err(|_| bad(format!("`{field}` must be a string")))
+}
+
+fn name(field: &str, v: &RawValue) -> Result<String, ProtocolError> {
+    let s = string(field, v)?;
+    names::validate(field, &s)?;
+    Ok(s)
+}
+
+fn session_id(field: &str, v: &RawValue) -> Result<String, ProtocolError> {
+    let s = string(field, v)?;
+    if s.is_empty() || s.len() > MAX_SESSION_ID_LEN {
+        return Err(bad(format!(
+            "`{field}` must be a session id of 1 to {MAX_SESSION_ID_LEN} bytes"
+        )));
+    }
+    Ok(s)
+}
+
+fn uint(field: &str, v: &RawValue) -> Result<u64, ProtocolError> {
+    serde_json::from_str::<u64>(v.get())
+        .map_err(|_| bad(format!("`{field}` must be a non-negative integer")))
+}
+
+fn optional_bool(field: &str, v: Option<&RawValue>) -> Result<bool, ProtocolError> {
+    match v {
+        None => Ok(false),
+        Some(v) => serde_json::from_str::<bool>(v.get())
+            .map_err(|_| bad(format!("`{field}` must be true or false"))),
+    }
+}
+
+fn request_id(v: &RawValue) -> Result<RequestId, ParseError> {
+    let invalid = || {
+        ParseError::new(
+            ErrorCode::BadRequest,
+            format!("`id` must be a string of at most {MAX_ID_CHARS} characters or an integer"),
+        )
+    };
+    let text = v.get();
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).map_err(|_| invalid())?;
+        if s.chars().count() > MAX_ID_CHARS {
+            return Err(invalid());
+        }
+        return Ok(RequestId::Str(s.into_boxed_str()));
+    }
+    // Only plain integer literals: `1.0` and `1e3` are numbers but not ids.
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        if let Ok(i) = text.parse::<i64>() {
+            return Ok(RequestId::Int(i));
+        }
+    }
+    Err(invalid())
+}

@@ -1,0 +1,41 @@
+//! WebSocket close codes used by the relay (protocol v1).
+
+/// The client closed cleanly; its session ends at once.
+pub const NORMAL: u16 = 1000;
+/// The server is shutting down.
+pub const GOING_AWAY: u16 = 1001;
+/// Repeated abuse (too many bad frames or rate-limit violations).
+pub const POLICY: u16 = 1008;
+/// A frame was over the transport size limit.
+pub const TOO_BIG: u16 = 1009;
+/// The server failed.
+pub const INTERNAL: u16 = 1011;
+/// The server is at a connection or session limit; try again later.
+pub const TRY_AGAIN_LATER: u16 = 1013;
+/// The first frame was not a valid `hello`, or `v` is unsupported.
+pub const BAD_HELLO: u16 = 4000;
+/// Authentication failed.
+pub const AUTH_FAILED: u16 = 4001;
+/// No `hello` arrived within the hello timeout.
+pub const HELLO_TIMEOUT: u16 = 4002;
+/// The token expired and was not refreshed.
+pub const TOKEN_EXPIRED: u16 = 4003;
+/// Nothing (no frame, no pong) arrived for two heartbeat intervals.
+pub const HEARTBEAT_TIMEOUT: u16 = 4004;
+/// The host disconnected the session.
+pub const KICKED: u16 = 4005;
+/// The connection could not keep up with its deliveries.
+pub const SLOW_CONSUMER: u16 = 4008;
+/// A newer connection resumed this session.
+pub const TAKEN_OVER: u16 = 4009;
+
+/// Whether a client should reconnect (and resume) after this close code.
+///
+/// Authentication failures, a bad hello and policy closes are not retried:
+/// retrying would fail the same way.
+pub fn is_retryable(code: u16) -> bool {
+    !matches!(
+        code,
+        NORMAL | POLICY | BAD_HELLO | AUTH_FAILED | TOKEN_EXPIRED | KICKED | TAKEN_OVER
+    )
+}

@@ -1,0 +1,220 @@
+//! Frames the server sends.
+//!
+//! Control frames (`welcome`, `ok`, `error`, `pong`, `result`, `gap`) are
+//! rare and encoded with serde. Deliveries are the hot path: a routed message
+//! is encoded once into a [`Delivery`] whose text is shared by every recipient
+//! and every outbox; only `seq` differs per recipient and is spliced in when
+//! the frame is written.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::client::RequestId;
+use crate::error::ErrorCode;
+
+/// What kind of routing produced a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// A `send` to a user or session.
+    Direct,
+    /// A `publish` to a group.
+    Group,
+    /// A `broadcast` to everyone.
+    Broadcast,
+}
+
+impl DeliveryKind {
+    /// The wire form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Direct => "direct",
+            DeliveryKind::Group => "group",
+            DeliveryKind::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// The `welcome` frame that answers a successful `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Protocol version in use.
+    pub v: u64,
+    /// The session id, to resume with later.
+    pub session: String,
+    /// The authenticated user, or `null` for an anonymous session.
+    pub user: Option<String>,
+    /// Whether an earlier session was resumed.
+    pub resumed: bool,
+    /// Interval of the server's WebSocket pings.
+    pub heartbeat_ms: u64,
+    /// How long a disconnected session stays resumable.
+    pub session_ttl_ms: u64,
+    /// Server name and version.
+    pub server: String,
+}
+
+/// A delivered message, as a client decodes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageFrame {
+    /// Per-session sequence number, contiguous from 1.
+    pub seq: u64,
+    /// How it was routed.
+    pub kind: DeliveryKind,
+    /// The sending user, `null` for anonymous senders and the host.
+    pub from: Option<String>,
+    /// The sending session, `null` when the host sent it.
+    pub from_session: Option<String>,
+    /// The group, for group deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The payload.
+    pub data: Box<RawValue>,
+    /// Server time when the message was routed, in Unix milliseconds.
+    pub ts: u64,
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`.
+    Welcome(Welcome),
+    /// A request succeeded.
+    Ok {
+        /// The request's id.
+        id: RequestId,
+    },
+    /// A request or frame failed.
+    Error {
+        /// The request's id, when it had a valid one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The stable error code.
+        code: String,
+        /// A sentence for people.
+        message: String,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The ping's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+    },
+    /// The answer of an `rpc`.
+    Result {
+        /// The rpc's id.
+        id: RequestId,
+        /// What the handler returned.
+        data: Box<RawValue>,
+    },
+    /// Messages `from_seq..=to_seq` were dropped and will never arrive.
+    Gap {
+        /// First dropped seq.
+        from_seq: u64,
+        /// Last dropped seq.
+        to_seq: u64,
+        /// Why (for example `outbox_full`).
+        reason: String,
+    },
+    /// A delivery.
+    Message(MessageFrame),
+}
+
+impl ServerFrame {
+    /// `ok` for a request id.
+    pub fn ok(id: &RequestId) -> Self {
+        ServerFrame::Ok { id: id.clone() }
+    }
+
+    /// `error`, echoing the id when there is one.
+    pub fn error(id: Option<&RequestId>, code: ErrorCode, message: &str) -> Self {
+        ServerFrame::Error {
+            id: id.cloned(),
+            code: code.as_str().to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server frames are always serializable")
+    }
+
+    /// Decodes a server frame (the client side of the protocol).
+    pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// A routed message, encoded once and shared by all its recipients.
+///
+/// Holds the frame text after `"seq":N`; cloning is a reference-count bump.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    tail: Arc<str>,
+}
+
+/// The text before the seq number in every delivery.
+const MESSAGE_PREFIX: &str = r#"{"type":"message","seq":"#;
+
+impl Delivery {
+    /// Encodes a message once. `data` must be valid JSON text (it comes from a
+    /// parsed frame or from `serde_json`).
+    pub fn new(
+        kind: DeliveryKind,
+        from: Option<&str>,
+        from_session: Option<&str>,
+        group: Option<&str>,
+        data: &str,
+        ts: u64,
+    ) -> Self {
+        let mut t = String::with_capacity(96 + data.len());
+        t.push_str(r#","kind":""#);
+        t.push_str(kind.as_str());
+        t.push_str(r#"","from":"#);
+        push_opt_str(&mut t, from);
+        t.push_str(r#","from_session":"#);
+        push_opt_str(&mut t, from_session);
+        if let Some(g) = group {
+            t.push_str(r#","group":"#);
+            push_opt_str(&mut t, Some(g));
+        }
+        t.push_str(r#","data":"#);
+        t.push_str(data);
+        t.push_str(r#","ts":"#);
+        t.push_str(itoa::Buffer::new().format(ts));
+        t.push('}');
+        Delivery { tail: t.into() }
+    }
+
+    /// The full frame text for one recipient's `seq`.
+    pub fn frame(&self, seq: u64) -> String {
+        let mut buf = itoa::Buffer::new();
+        let seq = buf.format(seq);
+        let mut s = String::with_capacity(MESSAGE_PREFIX.len() + seq.len() + self.tail.len());
+        s.push_str(MESSAGE_PREFIX);
+        s.push_str(seq);
+        s.push_str(&self.tail);
+        s
+    }
+
+    /// Bytes this delivery holds (shared between recipients).
+    pub fn size(&self) -> usize {
+        self.tail.len()
+    }
+}
+
+fn push_opt_str(t: &mut String, s: Option<&str>) {
+    match s {
+        None => t.push_str("null"),
+        Some(s) => {
+            // Names and session ids are plain ASCII by grammar, but escape
+            // properly anyway: the host API accepts any string.
+            let enc = serde_json::to_string(s).expect("strings are always serializable");
+            t.push_str(&enc);
+        }
+    }
+}

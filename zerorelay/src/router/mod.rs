@@ -1,0 +1,142 @@
+//! Routing: turning one message into deliveries queued on sessions.
+//!
+//! A message is encoded once into a [`Delivery`] and the same shared text is
+//! queued on every recipient session; each session assigns its own seq. The
+//! router asks the [`SessionStore`] for recipients and holds no lock of its
+//! own: a group fan-out takes the group's read lock and each recipient's
+//! short session lock, one at a time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::Delivery;
+use crate::session::{Queued, Session, SessionLimits, SessionStore};
+
+/// Counters kept by the router (and read by the host and, later, metrics).
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    /// Deliveries queued on sessions.
+    pub deliveries: AtomicU64,
+    /// Deliveries dropped by outbox bounds (each announced with a gap).
+    pub dropped: AtomicU64,
+    /// Connections closed as slow consumers.
+    pub slow_consumers: AtomicU64,
+}
+
+/// Routes deliveries to sessions.
+pub struct Router {
+    store: Arc<dyn SessionStore>,
+    limits: SessionLimits,
+    stats: RouterStats,
+}
+
+impl Router {
+    /// A router over a store.
+    pub fn new(store: Arc<dyn SessionStore>, limits: SessionLimits) -> Self {
+        Router {
+            store,
+            limits,
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The session limits in force.
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    /// The router's counters.
+    pub fn stats(&self) -> &RouterStats {
+        &self.stats
+    }
+
+    /// Queues `d` on one session. Returns whether it was queued.
+    pub fn queue(&self, s: &Session, d: &Delivery) -> bool {
+        match s.queue(d, &self.limits) {
+            Queued::Ok => {}
+            Queued::Dropped(n) => {
+                self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                tracing::info!(
+                    session = %s.id,
+                    dropped = n,
+                    limit = self.limits.outbox_messages,
+                    "Dropped the oldest unacknowledged deliveries of a session to stay within session.outbox_messages / session.outbox_bytes; the client will get a gap frame."
+                );
+            }
+            Queued::SlowConsumer => {
+                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    session = %s.id,
+                    limit = self.limits.send_queue,
+                    "Closed a slow consumer: it fell more than limits.send_queue deliveries behind; its session stays resumable."
+                );
+            }
+            Queued::Ended => return false,
+        }
+        self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Direct delivery to one session.
+    pub fn to_session(&self, id: &str, d: &Delivery) -> Result<usize, ProtocolError> {
+        let s = self
+            .store
+            .get(id)
+            .filter(|s| !s.is_ended())
+            .ok_or_else(|| ProtocolError::new(ErrorCode::NotFound, "no such session"))?;
+        Ok(usize::from(self.queue(&s, d)))
+    }
+
+    /// Direct delivery to every session of `user` except `exclude`.
+    /// `not_found` when the user has no session at all.
+    pub fn to_user(
+        &self,
+        user: &str,
+        exclude: Option<&str>,
+        d: &Delivery,
+    ) -> Result<usize, ProtocolError> {
+        let mut known = false;
+        let mut n = 0;
+        self.store.for_user(user, &mut |s| {
+            known = true;
+            if Some(&*s.id) != exclude && self.queue(s, d) {
+                n += 1;
+            }
+        });
+        if !known {
+            return Err(ProtocolError::new(
+                ErrorCode::NotFound,
+                format!("user {user:?} has no session"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Delivery to every member of `group` except `exclude`.
+    pub fn to_group(&self, group: &str, exclude: Option<&str>, d: &Delivery) -> usize {
+        let mut n = 0;
+        self.store.for_members(group, &mut |s| {
+            if Some(&*s.id) != exclude && self.queue(s, d) {
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// Delivery to every session except `exclude`.
+    pub fn to_all(&self, exclude: Option<&str>, d: &Delivery) -> usize {
+        let mut n = 0;
+        self.store.for_each(&mut |s| {
+            if Some(&*s.id) != exclude && self.queue(s, d) {
+                n += 1;
+            }
+        });
+        n
+    }
+}

@@ -1,0 +1,157 @@
+//! Accepting connections: TCP, the WebSocket upgrade on `/ws`, the
+//! connection cap, and draining on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{connection, Shared};
+use crate::error::{ErrorCode, Result};
+use crate::protocol::{close, ServerFrame, WS_PATH};
+
+/// Accepts until shutdown, then waits for connections to drain.
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<()> {
+    let mut shutdown = shared.shutdown.subscribe();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
+    }
+    loop {
+        tokio::select! {
+            _ = super::shutting_down(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { handle_tcp(shared, tcp, peer).await });
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "Failed to accept a connection; retrying in 100 ms.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracing::info!("The relay stopped accepting connections.");
+    Ok(())
+}
+
+async fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let guard = shared.track();
+    let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
+    let check_path = |req: &Request,
+                      resp: Response|
+     -> std::result::Result<Response, ErrorResponse> {
+        if req.uri().path() == WS_PATH {
+            Ok(resp)
+        } else {
+            let mut e =
+                ErrorResponse::new(Some(format!("not found: the relay answers on {WS_PATH}\n")));
+            *e.status_mut() = StatusCode::NOT_FOUND;
+            Err(e)
+        }
+    };
+    let upgraded = tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(shared.ws_config)),
+    )
+    .await;
+    let ws = match upgraded {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
+            return;
+        }
+    };
+    run(shared, ws, Some(peer), guard).await;
+}
+
+/// Runs an already-upgraded WebSocket (host-accepted or from the listener).
+pub(crate) async fn run_accepted<S>(
+    shared: Arc<Shared>,
+    ws: WebSocketStream<S>,
+    peer: Option<SocketAddr>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let guard = shared.track();
+    run(shared, ws, peer, guard).await;
+}
+
+async fn run<S>(
+    shared: Arc<Shared>,
+    mut ws: WebSocketStream<S>,
+    peer: Option<SocketAddr>,
+    guard: super::TaskGuard,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if shared.is_shutting_down() {
+        refuse(&mut ws, None, close::GOING_AWAY, "server shutting down").await;
+        return;
+    }
+    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        tracing::warn!(
+            limit = shared.config.server.max_connections,
+            "Refused a connection: server.max_connections reached."
+        );
+        refuse(
+            &mut ws,
+            Some((
+                ErrorCode::LimitExceeded,
+                "the server is at its connection limit",
+            )),
+            close::TRY_AGAIN_LATER,
+            "connection limit",
+        )
+        .await;
+        return;
+    };
+    connection::run(shared, ws, peer).await;
+    drop(permit);
+    drop(guard);
+}
+
+/// Sends an optional `error` frame and a close frame, then gives the client a
+/// moment to answer the close.
+pub(crate) async fn refuse<S>(
+    ws: &mut WebSocketStream<S>,
+    error: Option<(ErrorCode, &str)>,
+    code: u16,
+    reason: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let work = async {
+        if let Some((code, message)) = error {
+            let frame = ServerFrame::error(None, code, message).encode();
+            ws.feed(Message::text(frame)).await?;
+        }
+        ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        })))
+        .await?;
+        // Read until the client's close (or an error) so that the close
+        // handshake completes and the client sees our code.
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), work).await;
+}

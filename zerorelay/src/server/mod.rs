@@ -1,0 +1,500 @@
+//! The relay server: the [`Relay`] handle a host holds, its listener, and
+//! one task per connection.
+//!
+//! - [`listener`]: accepts TCP connections, upgrades them on `/ws`, enforces
+//!   the connection cap, and drains on shutdown.
+//! - [`connection`]: the per-connection task: handshake, frame handling,
+//!   writing deliveries in batches, heartbeats.
+//! - [`limiter`]: per-connection rate limit and abuse counting.
+//! - [`rpc`]: host-defined methods.
+//!
+//! The library takes a bound listener (or already-upgraded streams) and a
+//! shutdown call; the `zerorelay` binary only parses configuration.
+
+pub mod connection;
+pub mod limiter;
+pub mod listener;
+pub mod rpc;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::auth::{AllowAll, Authenticator, StaticTokens};
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, ProtocolError, Result};
+use crate::protocol::{close, Delivery, DeliveryKind};
+use crate::router::Router;
+use crate::session::{MemoryStore, SessionLimits, SessionStore};
+
+pub use rpc::{RpcContext, RpcRegistry, RpcResult};
+
+/// The server name and version sent in `welcome`.
+pub const SERVER_NAME: &str = concat!("zerorelay/", env!("CARGO_PKG_VERSION"));
+
+/// Builds a [`Relay`].
+pub struct RelayBuilder {
+    config: Config,
+    auth: Option<Arc<dyn Authenticator>>,
+    store: Option<Arc<dyn SessionStore>>,
+    rpc: RpcRegistry,
+}
+
+impl RelayBuilder {
+    /// Uses this authenticator instead of the one the configuration implies
+    /// (static tokens when `auth.tokens` is set, development mode otherwise).
+    pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Uses this session store instead of the in-memory one.
+    pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Registers an RPC method.
+    pub fn rpc<F, Fut>(mut self, method: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(RpcContext, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = RpcResult> + Send + 'static,
+    {
+        self.rpc.register(method, f);
+        self
+    }
+
+    /// Validates the configuration and builds the relay. Must be called
+    /// inside a Tokio runtime: it starts the session expiry task.
+    pub fn build(self) -> Result<Relay> {
+        self.config.validate()?;
+        for m in self.rpc.methods() {
+            crate::protocol::names::validate("rpc method", m)
+                .map_err(|e| Error::Config(format!("rpc method {m:?}: {}", e.message)))?;
+        }
+        let c = &self.config;
+        let limits = SessionLimits {
+            send_queue: c.limits.send_queue,
+            outbox_messages: c.session.outbox_messages,
+            outbox_bytes: c.session.outbox_bytes,
+            max_groups: c.limits.max_groups_per_session,
+            recent_requests: c.session.recent_requests,
+        };
+        let auth: Arc<dyn Authenticator> = match self.auth {
+            Some(a) => a,
+            None if c.is_development() => Arc::new(AllowAll),
+            None => Arc::new(StaticTokens::new(c.auth.tokens.clone())),
+        };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let transport_max = c.limits.max_frame_bytes * c.limits.transport_frame_factor;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(c.limits.read_buffer_bytes)
+            .write_buffer_size(c.limits.write_buffer_bytes)
+            .max_write_buffer_size(c.limits.write_buffer_bytes.max(transport_max) + transport_max)
+            .max_message_size(Some(transport_max))
+            .max_frame_size(Some(transport_max));
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            router: Router::new(store, limits),
+            auth,
+            rpc: self.rpc,
+            connections: Arc::new(Semaphore::new(c.server.max_connections)),
+            ws_config,
+            shutdown,
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            accepted: AtomicU64::new(0),
+            config: self.config,
+        });
+        tokio::spawn(expire_sessions(shared.clone()));
+        Ok(Relay { shared })
+    }
+}
+
+/// State shared by the relay handle and every connection task.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) router: Router,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) rpc: RpcRegistry,
+    pub(crate) connections: Arc<Semaphore>,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) shutdown: watch::Sender<bool>,
+    active: AtomicUsize,
+    idle: Notify,
+    accepted: AtomicU64,
+}
+
+impl Shared {
+    /// Counts a connection task for graceful shutdown; dropping the guard
+    /// uncounts it.
+    pub(crate) fn track(self: &Arc<Self>) -> TaskGuard {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        TaskGuard(self.clone())
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+pub(crate) struct TaskGuard(Arc<Shared>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A handle to a relay server. Cheap to clone; all clones are the same relay.
+#[derive(Clone)]
+pub struct Relay {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the host can see of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// User, if any.
+    pub user: Option<String>,
+    /// Whether a connection is attached.
+    pub connected: bool,
+    /// Groups it is in, sorted.
+    pub groups: Vec<String>,
+    /// The last seq assigned.
+    pub last_seq: u64,
+    /// Deliveries retained until acknowledged.
+    pub unacked: usize,
+}
+
+/// What the host can see of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    /// Group name.
+    pub name: String,
+    /// Member sessions.
+    pub members: usize,
+}
+
+/// Counters of a running relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections open now.
+    pub connections_open: usize,
+    /// Sessions, live or resumable.
+    pub sessions: usize,
+    /// Deliveries queued on sessions since start.
+    pub deliveries: u64,
+    /// Deliveries dropped by outbox bounds (announced with gaps).
+    pub dropped: u64,
+    /// Connections closed as slow consumers.
+    pub slow_consumers: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode_data(data: &impl Serialize) -> Result<String> {
+    serde_json::to_string(data).map_err(|e| {
+        Error::Protocol(ProtocolError::new(
+            ErrorCode::BadRequest,
+            format!("data is not serializable as JSON: {e}"),
+        ))
+    })
+}
+
+impl Relay {
+    /// Starts building a relay from a configuration.
+    pub fn builder(config: Config) -> RelayBuilder {
+        RelayBuilder {
+            config,
+            auth: None,
+            store: None,
+            rpc: RpcRegistry::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The WebSocket settings (buffer sizes, size limits) to use when the host
+    /// upgrades connections itself.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        self.shared.ws_config
+    }
+
+    /// Whether the relay runs without real authentication.
+    pub fn is_development(&self) -> bool {
+        self.shared.auth.is_development()
+    }
+
+    /// Accepts connections from `listener` until [`Relay::shutdown`], then
+    /// waits for open connections to close.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<()> {
+        listener::serve(self.shared.clone(), listener).await
+    }
+
+    /// Runs the relay protocol on a WebSocket the host already accepted (on
+    /// any path of its own HTTP server). Resolves when the connection ends.
+    pub async fn accept_websocket<S>(&self, ws: WebSocketStream<S>, peer: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        listener::run_accepted(self.shared.clone(), ws, peer).await;
+    }
+
+    /// Runs the relay protocol on a raw stream on which the host's HTTP
+    /// server has already completed the WebSocket upgrade (hyper's
+    /// `Upgraded`, wrapped in `TokioIo`, say).
+    pub async fn accept_upgraded<S>(&self, io: S, peer: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let ws =
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(self.shared.ws_config)).await;
+        self.accept_websocket(ws, peer).await;
+    }
+
+    /// Publishes to a group's members from the host. Returns the number of
+    /// sessions it was queued on.
+    pub fn publish(&self, group: &str, data: &impl Serialize) -> Result<usize> {
+        crate::protocol::names::validate("group", group)?;
+        let d = Delivery::new(
+            DeliveryKind::Group,
+            None,
+            None,
+            Some(group),
+            &encode_data(data)?,
+            now_ms(),
+        );
+        Ok(self.shared.router.to_group(group, None, &d))
+    }
+
+    /// Sends to every session of a user from the host; `not_found` when the
+    /// user has none.
+    pub fn send_to_user(&self, user: &str, data: &impl Serialize) -> Result<usize> {
+        let d = Delivery::new(
+            DeliveryKind::Direct,
+            None,
+            None,
+            None,
+            &encode_data(data)?,
+            now_ms(),
+        );
+        Ok(self.shared.router.to_user(user, None, &d)?)
+    }
+
+    /// Sends to one session from the host; `not_found` when it does not exist.
+    pub fn send_to_session(&self, session: &str, data: &impl Serialize) -> Result<()> {
+        let d = Delivery::new(
+            DeliveryKind::Direct,
+            None,
+            None,
+            None,
+            &encode_data(data)?,
+            now_ms(),
+        );
+        self.shared.router.to_session(session, &d)?;
+        Ok(())
+    }
+
+    /// Broadcasts to every session from the host.
+    pub fn broadcast(&self, data: &impl Serialize) -> Result<usize> {
+        let d = Delivery::new(
+            DeliveryKind::Broadcast,
+            None,
+            None,
+            None,
+            &encode_data(data)?,
+            now_ms(),
+        );
+        Ok(self.shared.router.to_all(None, &d))
+    }
+
+    /// Ends a session: its connection (if any) is closed with 4005 and it
+    /// cannot be resumed. Returns whether it existed.
+    pub fn disconnect(&self, session: &str) -> bool {
+        let store = self.shared.router.store();
+        let Some(s) = store.get(session) else {
+            return false;
+        };
+        end_session(&**store, &s, close::KICKED, "disconnected by the host");
+        true
+    }
+
+    /// Closes a session's connection without ending the session (as a
+    /// network failure would); the client may resume. Returns whether a
+    /// connection was attached.
+    pub fn drop_connection(&self, session: &str) -> bool {
+        let Some(s) = self.shared.router.store().get(session) else {
+            return false;
+        };
+        let conn = s.lock().conn.clone();
+        match conn {
+            Some(c) => {
+                c.request_close(close::GOING_AWAY, "connection dropped by the host");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every session, sorted by id.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut v = Vec::new();
+        self.shared.router.store().for_each(&mut |s| {
+            let st = s.lock();
+            let mut groups: Vec<String> = st.groups.iter().map(|g| g.to_string()).collect();
+            groups.sort();
+            v.push(SessionInfo {
+                id: s.id.to_string(),
+                user: s.user.as_ref().map(|u| u.to_string()),
+                connected: st.conn.is_some(),
+                groups,
+                last_seq: st.outbox.last_seq(),
+                unacked: st.outbox.len(),
+            });
+        });
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Every non-empty group, sorted by name.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        self.shared
+            .router
+            .store()
+            .groups()
+            .into_iter()
+            .map(|(name, members)| GroupInfo { name, members })
+            .collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let r = self.shared.router.stats();
+        Stats {
+            connections_accepted: self.shared.accepted.load(Ordering::Relaxed),
+            connections_open: self.shared.active.load(Ordering::SeqCst),
+            sessions: self.shared.router.store().len(),
+            deliveries: r.deliveries.load(Ordering::Relaxed),
+            dropped: r.dropped.load(Ordering::Relaxed),
+            slow_consumers: r.slow_consumers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Graceful shutdown: stops accepting, writes what each connection has
+    /// queued, closes every client with 1001, and waits for the connections
+    /// to finish (at most `server.shutdown_grace_ms` plus the write timeout).
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        let grace = Duration::from_millis(self.shared.config.server.shutdown_grace_ms)
+            + Duration::from_millis(self.shared.config.server.write_timeout_ms);
+        let _ = tokio::time::timeout(grace, self.wait_idle()).await;
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            if self.shared.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Ends a session for good: closes its connection with `code` and removes it
+/// from the store (and so from every group).
+pub(crate) fn end_session(
+    store: &dyn SessionStore,
+    s: &Arc<crate::session::Session>,
+    code: u16,
+    reason: &'static str,
+) {
+    let conn = {
+        let mut st = s.lock();
+        if st.ended {
+            return;
+        }
+        st.ended = true;
+        st.detached_since = None;
+        st.conn.take()
+    };
+    if let Some(c) = conn {
+        c.request_close(code, reason);
+    }
+    store.remove(s);
+}
+
+/// Resolves once shutdown has been requested.
+pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Frees sessions that stayed detached longer than the session TTL.
+async fn expire_sessions(shared: Arc<Shared>) {
+    let ttl = shared.config.session_ttl();
+    let period = (ttl / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutting_down(&mut shutdown) => return,
+        }
+        let now = std::time::Instant::now();
+        let mut expired = Vec::new();
+        let store = shared.router.store();
+        store.for_each(&mut |s| {
+            let st = s.lock();
+            if st.conn.is_none()
+                && st
+                    .detached_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= ttl)
+            {
+                expired.push(s.clone());
+            }
+        });
+        for s in expired {
+            // Re-check under the lock: the session may have been resumed since.
+            let expire = {
+                let mut st = s.lock();
+                let due = st.conn.is_none()
+                    && !st.ended
+                    && st
+                        .detached_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= ttl);
+                if due {
+                    st.ended = true;
+                }
+                due
+            };
+            if expire {
+                tracing::debug!(session = %s.id, "Expired a session that stayed disconnected longer than session.ttl_ms.");
+                store.remove(&s);
+            }
+        }
+    }
+}

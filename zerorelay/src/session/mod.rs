@@ -1,0 +1,235 @@
+//! Sessions: identity, group memberships, the outbox of unacknowledged
+//! deliveries, and the memory of recent request ids.
+//!
+//! A session outlives its connections. While a connection is attached, the
+//! connection's writer drains the session's outbox; when the connection drops,
+//! the outbox keeps collecting (within its bounds) until the session is
+//! resumed or expires.
+//!
+//! Everything here is plain state behind one short per-session lock: no I/O,
+//! no `await`. The [`store`] module holds the registry of sessions.
+
+pub mod outbox;
+pub mod recent;
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+pub use outbox::{Outbox, Outgoing};
+pub use recent::{Recent, RecentReply};
+pub use store::{MemoryStore, SessionStore};
+
+/// Bytes of entropy in a session id (128 bits).
+const SESSION_ID_BYTES: usize = 16;
+
+/// Makes a new session id: `s_` followed by 32 hex digits from the operating
+/// system's cryptographic random source.
+pub fn new_session_id() -> Arc<str> {
+    let mut b = [0u8; SESSION_ID_BYTES];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    let mut s = String::with_capacity(2 + 2 * SESSION_ID_BYTES);
+    s.push_str("s_");
+    for x in b {
+        s.push(char::from_digit(u32::from(x >> 4), 16).expect("a nibble is a hex digit"));
+        s.push(char::from_digit(u32::from(x & 15), 16).expect("a nibble is a hex digit"));
+    }
+    s.into()
+}
+
+/// Why a connection is being closed by the server side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// WebSocket close code (see [`crate::protocol::close`]).
+    pub code: u16,
+    /// Close reason text.
+    pub reason: &'static str,
+}
+
+/// The link between a session and the connection currently attached to it.
+///
+/// The router notifies it when deliveries are queued and asks it to close
+/// (slow consumer, take-over, host disconnect); the connection's task reacts.
+#[derive(Debug)]
+pub struct ConnLink {
+    /// A process-unique connection number, for logs and to tell connections apart.
+    pub id: u64,
+    notify: Notify,
+    close: Mutex<Option<CloseRequest>>,
+}
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ConnLink {
+    /// A new link with a fresh connection number.
+    pub fn new() -> Arc<Self> {
+        Arc::new(ConnLink {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+            notify: Notify::new(),
+            close: Mutex::new(None),
+        })
+    }
+
+    /// Wakes the connection's writer.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Waits until woken.
+    pub async fn woken(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Asks the connection to close; the first request wins.
+    pub fn request_close(&self, code: u16, reason: &'static str) {
+        {
+            let mut c = self.close.lock();
+            if c.is_none() {
+                *c = Some(CloseRequest { code, reason });
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// The pending close request, if any.
+    pub fn close_requested(&self) -> Option<CloseRequest> {
+        self.close.lock().clone()
+    }
+}
+
+/// The limits that bound one session's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Deliveries queued for the attached connection but not yet written,
+    /// past which the connection is closed as a slow consumer.
+    pub send_queue: usize,
+    /// Unacknowledged deliveries kept for redelivery.
+    pub outbox_messages: usize,
+    /// Bytes of unacknowledged deliveries kept for redelivery.
+    pub outbox_bytes: usize,
+    /// Groups one session may be in.
+    pub max_groups: usize,
+    /// Request ids remembered for duplicate suppression.
+    pub recent_requests: usize,
+}
+
+/// One session.
+#[derive(Debug)]
+pub struct Session {
+    /// The session id.
+    pub id: Arc<str>,
+    /// The user, or `None` for an anonymous development session.
+    pub user: Option<Arc<str>>,
+    /// When the session was created.
+    pub created: Instant,
+    state: Mutex<SessionState>,
+}
+
+/// The mutable part of a session, behind the session's lock.
+#[derive(Debug)]
+pub struct SessionState {
+    /// Groups this session is in.
+    pub groups: HashSet<Arc<str>>,
+    /// Deliveries, seq numbers and acknowledgements.
+    pub outbox: Outbox,
+    /// Encoded control frames (`ok`, `error`, `pong`, `result`) for the
+    /// attached connection.
+    pub replies: std::collections::VecDeque<String>,
+    /// Recent routing request ids and their answers.
+    pub recent: Recent,
+    /// The attached connection.
+    pub conn: Option<Arc<ConnLink>>,
+    /// When the last connection went away, for expiry.
+    pub detached_since: Option<Instant>,
+    /// Set once the session has ended (closed cleanly, expired, kicked).
+    pub ended: bool,
+}
+
+/// What happened when a delivery was queued on a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued; the attached connection (if any) was woken.
+    Ok,
+    /// Queued, and the oldest unacknowledged deliveries were dropped to make room.
+    Dropped(u64),
+    /// The attached connection fell too far behind and was detached.
+    SlowConsumer,
+    /// The session has ended; nothing was queued.
+    Ended,
+}
+
+impl Session {
+    /// A new, detached session.
+    pub fn new(id: Arc<str>, user: Option<Arc<str>>, limits: &SessionLimits) -> Self {
+        Session {
+            id,
+            user,
+            created: Instant::now(),
+            state: Mutex::new(SessionState {
+                groups: HashSet::new(),
+                outbox: Outbox::new(),
+                replies: std::collections::VecDeque::new(),
+                recent: Recent::new(limits.recent_requests),
+                conn: None,
+                detached_since: Some(Instant::now()),
+                ended: false,
+            }),
+        }
+    }
+
+    /// Locks the session state. Never hold it across an `.await` or while
+    /// taking a group lock.
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, SessionState> {
+        self.state.lock()
+    }
+
+    /// Queues a delivery: assigns its seq, bounds the outbox, and wakes or
+    /// detaches the attached connection.
+    pub fn queue(&self, d: &crate::protocol::Delivery, limits: &SessionLimits) -> Queued {
+        let mut st = self.state.lock();
+        if st.ended {
+            return Queued::Ended;
+        }
+        let dropped = st
+            .outbox
+            .push(d.clone(), limits.outbox_messages, limits.outbox_bytes);
+        if let Some(conn) = st.conn.clone() {
+            if st.outbox.unsent() > limits.send_queue as u64 {
+                st.conn = None;
+                st.detached_since = Some(Instant::now());
+                st.replies.clear();
+                drop(st);
+                conn.request_close(crate::protocol::close::SLOW_CONSUMER, "slow consumer");
+                return Queued::SlowConsumer;
+            }
+            conn.wake();
+        }
+        if dropped > 0 {
+            Queued::Dropped(dropped)
+        } else {
+            Queued::Ok
+        }
+    }
+
+    /// Queues an encoded control frame (an rpc `result`, say) for whichever
+    /// connection is attached now; dropped when none is (the client re-sends
+    /// the request after resuming and gets the remembered answer).
+    pub fn reply(&self, frame: String) {
+        let mut st = self.state.lock();
+        if let Some(conn) = st.conn.clone() {
+            st.replies.push_back(frame);
+            drop(st);
+            conn.wake();
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_ended(&self) -> bool {
+        self.state.lock().ended
+    }
+}
