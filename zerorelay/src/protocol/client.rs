@@ -487,3 +487,86 @@ fn request_id(v: &RawValue) -> Result<RequestId, ParseError> {
     }
     Err(invalid())
 }
+
+impl serde::Serialize for ClientFrame<'_> {
+    /// The canonical encoding of a client frame: `type` first, optional
+    /// fields only when present, `echo` only when true.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", self.type_name())?;
+        if let Some(id) = self.id() {
+            m.serialize_entry("id", id)?;
+        }
+        match self {
+            ClientFrame::Hello(h) => {
+                m.serialize_entry("v", &h.v)?;
+                if let Some(t) = &h.token {
+                    m.serialize_entry("token", t)?;
+                }
+                if let Some(u) = &h.user {
+                    m.serialize_entry("user", u)?;
+                }
+                if let Some(r) = &h.resume {
+                    #[derive(serde::Serialize)]
+                    struct R<'a> {
+                        session: &'a str,
+                        last_seq: u64,
+                    }
+                    m.serialize_entry(
+                        "resume",
+                        &R {
+                            session: &r.session,
+                            last_seq: r.last_seq,
+                        },
+                    )?;
+                }
+                if let Some(c) = &h.client {
+                    m.serialize_entry("client", c)?;
+                }
+            }
+            ClientFrame::Send { target, data, .. } => {
+                match target {
+                    Target::User(u) => m.serialize_entry("to", u)?,
+                    Target::Session(s) => m.serialize_entry("session", s)?,
+                }
+                m.serialize_entry("data", data)?;
+            }
+            ClientFrame::Join { group, .. } | ClientFrame::Leave { group, .. } => {
+                m.serialize_entry("group", group)?;
+            }
+            ClientFrame::Publish {
+                group, data, echo, ..
+            } => {
+                m.serialize_entry("group", group)?;
+                m.serialize_entry("data", data)?;
+                if *echo {
+                    m.serialize_entry("echo", &true)?;
+                }
+            }
+            ClientFrame::Broadcast { data, echo, .. } => {
+                m.serialize_entry("data", data)?;
+                if *echo {
+                    m.serialize_entry("echo", &true)?;
+                }
+            }
+            ClientFrame::Ack { seq } => m.serialize_entry("seq", seq)?,
+            ClientFrame::Ping { .. } => {}
+            ClientFrame::Rpc { method, data, .. } => {
+                m.serialize_entry("method", method)?;
+                if let Some(d) = data {
+                    m.serialize_entry("data", d)?;
+                }
+            }
+            ClientFrame::Refresh { token, .. } => m.serialize_entry("token", token)?,
+        }
+        m.end()
+    }
+}
+
+impl ClientFrame<'_> {
+    /// Encodes the frame as JSON text (what a client sends).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("client frames are always serializable")
+    }
+}

@@ -130,8 +130,15 @@ pub(crate) async fn run<S>(
         batch: Vec::new(),
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
     };
-    let end = match conn.write(Message::text(welcome.encode())).await {
-        Ok(()) => conn.run().await,
+    let greeted = match conn.write(Message::text(welcome.encode())).await {
+        Ok(()) => conn.drain().await,
+        e => e,
+    };
+    let end = match greeted {
+        Ok(()) => match conn.flush().await {
+            Ok(()) => conn.run().await,
+            Err(e) => e,
+        },
         Err(e) => e,
     };
     conn.finish(end).await;
@@ -779,7 +786,10 @@ where
     /// Closes the connection as `end` says and detaches the session (ending
     /// it when the client closed cleanly).
     async fn finish(mut self, end: End) {
-        let clean = matches!(end, End::ClientClosed(Some(close::NORMAL)));
+        // A close frame with 1000, or with no code at all (what `close()`
+        // without arguments sends in browsers and most libraries), is the
+        // client saying it is done.
+        let clean = matches!(end, End::ClientClosed(Some(close::NORMAL) | None));
         match &end {
             End::Close(code, reason) => {
                 if *code == close::GOING_AWAY {
