@@ -243,6 +243,11 @@ impl Relay {
         self.shared.ws_config
     }
 
+    /// Whether [`Relay::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.is_shutting_down()
+    }
+
     /// Whether the relay runs without real authentication.
     pub fn is_development(&self) -> bool {
         self.shared.auth.is_development()
@@ -422,6 +427,13 @@ impl Relay {
             idle.await;
         }
     }
+}
+
+/// The `Sec-WebSocket-Accept` value for a request's `Sec-WebSocket-Key`, for
+/// hosts that answer the upgrade with their own HTTP server and then call
+/// [`Relay::accept_upgraded`].
+pub fn websocket_accept_key(key: &[u8]) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key)
 }
 
 /// Ends a session for good: closes its connection with `code` and removes it

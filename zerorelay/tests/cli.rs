@@ -1,0 +1,277 @@
+//! The `zerorelay` command, run as a real process.
+#![cfg(feature = "cli")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_zerorelay");
+
+fn clean_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ZERORELAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Starts `zerorelay serve` with extra args; returns the process and its URL.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("zerorelay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+async fn hello(
+    url: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Value,
+) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        json!({"type":"hello","v":1,"user":"cli"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let w = match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    (ws, w)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    child.kill().unwrap();
+    panic!("zerorelay did not exit after SIGTERM");
+}
+
+#[tokio::test]
+async fn serve_runs_a_relay_and_sigterm_closes_clients_with_1001() {
+    let (mut child, url) = serve(&[], &[]);
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{url}"
+    );
+    let (mut ws, w) = hello(&url).await;
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["user"], "cli");
+    let status = tokio::task::spawn_blocking(move || terminate(&mut child))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(u16::from(f.code), 1001);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn flags_beat_environment_beat_file() {
+    let dir = std::env::temp_dir().join(format!("zerorelay-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("relay.toml");
+    std::fs::write(
+        &file,
+        "[server]\nheartbeat_ms = 1111\n[session]\nttl_ms = 2222\n",
+    )
+    .unwrap();
+    let (mut child, url) = serve(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--set",
+            "server.heartbeat_ms=3333",
+        ],
+        &[
+            ("ZERORELAY_SERVER_HEARTBEAT_MS", "4444"),
+            ("ZERORELAY_SESSION_TTL_MS", "5555"),
+        ],
+    );
+    let (_ws, w) = hello(&url).await;
+    assert_eq!(w["heartbeat_ms"], 3333, "flag wins over env and file");
+    assert_eq!(w["session_ttl_ms"], 5555, "env wins over file");
+    tokio::task::spawn_blocking(move || terminate(&mut child))
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn json_logs_go_to_the_log_file() {
+    let log = std::env::temp_dir().join(format!("zerorelay-log-{}.json", std::process::id()));
+    let (mut child, url) = serve(
+        &[
+            "--log-format",
+            "json",
+            "--log-file",
+            log.to_str().unwrap(),
+            "--log-level",
+            "debug",
+        ],
+        &[],
+    );
+    let _ = hello(&url).await;
+    tokio::task::spawn_blocking(move || terminate(&mut child))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "The relay is listening."),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "A client said hello."),
+        "{text}"
+    );
+    std::fs::remove_file(log).unwrap();
+}
+
+#[test]
+fn invalid_configuration_is_refused_naming_the_key() {
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec!["--set", "limits.max_frame_bytes=1"],
+            vec![],
+            "limits.max_frame_bytes",
+        ),
+        (vec!["--set", "limits.nope=1"], vec![], "limits.nope"),
+        (vec!["--listen", "not-an-address"], vec![], "server.listen"),
+        (
+            vec![],
+            vec![("ZERORELAY_LIMITS_SEND_QUEUE", "lots")],
+            "ZERORELAY_LIMITS_SEND_QUEUE",
+        ),
+        (vec![], vec![("ZERORELAY_TYPO", "1")], "ZERORELAY_TYPO"),
+        (
+            vec!["--config", "/nonexistent/zerorelay.toml"],
+            vec![],
+            "/nonexistent/zerorelay.toml",
+        ),
+        (vec!["--log-level", "[[["], vec![], "log.level"),
+    ];
+    for (args, env, needle) in cases {
+        let mut all = vec!["serve"];
+        all.extend(args.iter().copied());
+        let out = run(&all, &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    let file = std::env::temp_dir().join(format!("zerorelay-bad-{}.toml", std::process::id()));
+    std::fs::write(&file, "[limits]\nmax_frame_bites = 10\n").unwrap();
+    let out = run(&["serve", "--config", file.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("max_frame_bites"), "{err}");
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn development_mode_refuses_a_non_loopback_address() {
+    let out = run(&["serve", "--listen", "0.0.0.0:0"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("without authentication") && err.contains("--insecure"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_prints_the_effective_configuration() {
+    let out = run(
+        &["config", "--set", "limits.send_queue=77"],
+        &[("ZERORELAY_AUTH_TOKENS", "secret=alice")],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("send_queue = 77"), "{text}");
+    assert!(text.contains("secret = \"alice\""), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+}
+
+#[test]
+fn help_lists_commands_and_flags() {
+    let out = run(&["--help"], &[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "config", "ZERORELAY_"] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+    let out = run(&["serve", "--help"], &[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--config",
+        "--set",
+        "--log-level",
+        "--log-format",
+        "--log-file",
+        "--insecure",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+}
