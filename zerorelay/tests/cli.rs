@@ -188,7 +188,8 @@ async fn json_logs_go_to_the_log_file() {
 
 #[test]
 fn invalid_configuration_is_refused_naming_the_key() {
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec!["--set", "limits.max_frame_bytes=1"],
             vec![],

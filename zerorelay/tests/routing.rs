@@ -45,7 +45,7 @@ async fn send_to_a_session_reaches_exactly_it_even_the_senders_own() {
     a1.send(json!({"type":"send","id":2,"session":own,"data":"self"}))
         .await;
     // The ok and the delivery may come in either order.
-    let mut got = vec![a1.recv().await, a1.recv().await];
+    let mut got = [a1.recv().await, a1.recv().await];
     got.sort_by_key(|v| v["type"].as_str().unwrap().to_owned());
     assert_eq!(got[0]["data"], "self");
     assert_eq!(got[1], json!({"type":"ok","id":2}));
@@ -116,7 +116,7 @@ async fn publish_reaches_members_only_and_echo_is_opt_in() {
     assert_eq!(b.message().await["data"], "from carol");
     a.send(json!({"type":"publish","id":4,"group":"room-1","data":"echo","echo":true}))
         .await;
-    let mut got = vec![a.recv().await, a.recv().await];
+    let mut got = [a.recv().await, a.recv().await];
     got.sort_by_key(|v| v["type"].as_str().unwrap().to_owned());
     assert_eq!(got[0]["data"], "echo");
     assert_eq!(b.message().await["data"], "echo");

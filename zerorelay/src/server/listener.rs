@@ -50,18 +50,6 @@ async fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
     let guard = shared.track();
     let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let check_path = |req: &Request,
-                      resp: Response|
-     -> std::result::Result<Response, ErrorResponse> {
-        if req.uri().path() == WS_PATH {
-            Ok(resp)
-        } else {
-            let mut e =
-                ErrorResponse::new(Some(format!("not found: the relay answers on {WS_PATH}\n")));
-            *e.status_mut() = StatusCode::NOT_FOUND;
-            Err(e)
-        }
-    };
     let upgraded = tokio::time::timeout(
         timeout,
         tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(shared.ws_config)),
@@ -79,6 +67,20 @@ async fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         }
     };
     run(shared, ws, Some(peer), guard).await;
+}
+
+/// Upgrades only requests for [`WS_PATH`]; anything else gets a 404.
+#[allow(clippy::result_large_err, reason = "the signature is tungstenite's callback")]
+fn check_path(req: &Request, resp: Response) -> std::result::Result<Response, ErrorResponse> {
+    if req.uri().path() == WS_PATH {
+        Ok(resp)
+    } else {
+        let mut e = ErrorResponse::new(Some(format!(
+            "not found: the relay answers on {WS_PATH}\n"
+        )));
+        *e.status_mut() = StatusCode::NOT_FOUND;
+        Err(e)
+    }
 }
 
 /// Runs an already-upgraded WebSocket (host-accepted or from the listener).
