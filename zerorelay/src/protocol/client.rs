@@ -258,7 +258,9 @@ struct RawFrame<'a> {
 
 /// Keeps an explicit `null` as `Some("null")`, so that `"id":null` is an
 /// invalid id rather than a missing one.
-fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a RawValue>, D::Error> {
+pub(crate) fn present<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a RawValue>, D::Error> {
     <&'a RawValue>::deserialize(d).map(Some)
 }
 

@@ -39,3 +39,21 @@ pub fn is_retryable(code: u16) -> bool {
         NORMAL | POLICY | BAD_HELLO | AUTH_FAILED | TOKEN_EXPIRED | KICKED | TAKEN_OVER
     )
 }
+
+/// Every close code the relay uses, with its name in `tests/vectors/codes.json`.
+pub const ALL: [(u16, &str); 14] = [
+    (NORMAL, "normal"),
+    (GOING_AWAY, "going_away"),
+    (POLICY, "policy"),
+    (TOO_BIG, "too_big"),
+    (INTERNAL, "internal"),
+    (TRY_AGAIN_LATER, "try_again_later"),
+    (BAD_HELLO, "bad_hello"),
+    (AUTH_FAILED, "auth_failed"),
+    (HELLO_TIMEOUT, "hello_timeout"),
+    (TOKEN_EXPIRED, "token_expired"),
+    (HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
+    (KICKED, "kicked"),
+    (SLOW_CONSUMER, "slow_consumer"),
+    (TAKEN_OVER, "taken_over"),
+];

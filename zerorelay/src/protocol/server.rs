@@ -57,7 +57,7 @@ pub struct Welcome {
 }
 
 /// A delivered message, as a client decodes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MessageFrame {
     /// Per-session sequence number, contiguous from 1.
     pub seq: u64,
@@ -77,7 +77,10 @@ pub struct MessageFrame {
 }
 
 /// Every frame the server sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Encoded with serde; decoded by [`ServerFrame::decode`] (serde's derived
+/// decoding of tagged enums cannot keep `data` as raw JSON text).
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Answer to `hello`.
@@ -143,10 +146,97 @@ impl ServerFrame {
         serde_json::to_string(self).expect("server frames are always serializable")
     }
 
-    /// Decodes a server frame (the client side of the protocol).
+    /// Decodes a server frame (the client side of the protocol). Unknown
+    /// fields are ignored; an unknown `type` is an error.
     pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+        use serde::de::Error as _;
+        let raw: RawServerFrame<'_> = serde_json::from_str(text)?;
+        fn req<'a>(v: Option<&'a RawValue>, f: &str) -> Result<&'a RawValue, serde_json::Error> {
+            v.ok_or_else(|| serde_json::Error::custom(format!("missing field `{f}`")))
+        }
+        fn get<T: serde::de::DeserializeOwned>(
+            v: Option<&RawValue>,
+            f: &str,
+        ) -> Result<T, serde_json::Error> {
+            serde_json::from_str(req(v, f)?.get())
+        }
+        fn opt<T: serde::de::DeserializeOwned>(
+            v: Option<&RawValue>,
+        ) -> Result<Option<T>, serde_json::Error> {
+            v.map(|v| serde_json::from_str(v.get())).transpose()
+        }
+        fn owned(v: &RawValue) -> Box<RawValue> {
+            v.to_owned()
+        }
+        Ok(match &*raw.ty {
+            "welcome" => ServerFrame::Welcome(serde_json::from_str(text)?),
+            "ok" => ServerFrame::Ok {
+                id: get(raw.id, "id")?,
+            },
+            "error" => ServerFrame::Error {
+                id: opt(raw.id)?,
+                code: get(raw.code, "code")?,
+                message: get(raw.message, "message")?,
+            },
+            "pong" => ServerFrame::Pong { id: opt(raw.id)? },
+            "result" => ServerFrame::Result {
+                id: get(raw.id, "id")?,
+                data: owned(req(raw.data, "data")?),
+            },
+            "gap" => ServerFrame::Gap {
+                from_seq: get(raw.from_seq, "from_seq")?,
+                to_seq: get(raw.to_seq, "to_seq")?,
+                reason: get(raw.reason, "reason")?,
+            },
+            "message" => ServerFrame::Message(MessageFrame {
+                seq: get(raw.seq, "seq")?,
+                kind: get(raw.kind, "kind")?,
+                from: get(raw.from, "from")?,
+                from_session: get(raw.from_session, "from_session")?,
+                group: opt(raw.group)?,
+                data: owned(req(raw.data, "data")?),
+                ts: get(raw.ts, "ts")?,
+            }),
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown server frame type {other:?}"
+                )))
+            }
+        })
     }
+}
+
+/// Every field a server frame may carry, as raw JSON.
+#[derive(Deserialize)]
+struct RawServerFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    code: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    message: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    from_seq: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    to_seq: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    reason: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    seq: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    from: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    from_session: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    group: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    ts: Option<&'a RawValue>,
 }
 
 /// A routed message, encoded once and shared by all its recipients.

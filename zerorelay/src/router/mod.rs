@@ -56,8 +56,9 @@ impl Router {
         &self.stats
     }
 
-    /// Queues `d` on one session. Returns whether it was queued.
-    pub fn queue(&self, s: &Session, d: &Delivery) -> bool {
+    /// Queues `d` on one session. Returns whether it was queued (the caller
+    /// counts deliveries).
+    fn queue(&self, s: &Session, d: &Delivery) -> bool {
         match s.queue(d, &self.limits) {
             Queued::Ok => {}
             Queued::Dropped(n) => {
@@ -79,8 +80,16 @@ impl Router {
             }
             Queued::Ended => return false,
         }
-        self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Counts deliveries once per routed message, not once per recipient,
+    /// so that a fan-out does not bounce a shared cache line per delivery.
+    fn counted(&self, n: usize) -> usize {
+        if n > 0 {
+            self.stats.deliveries.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        n
     }
 
     /// Direct delivery to one session.
@@ -90,7 +99,7 @@ impl Router {
             .get(id)
             .filter(|s| !s.is_ended())
             .ok_or_else(|| ProtocolError::new(ErrorCode::NotFound, "no such session"))?;
-        Ok(usize::from(self.queue(&s, d)))
+        Ok(self.counted(usize::from(self.queue(&s, d))))
     }
 
     /// Direct delivery to every session of `user` except `exclude`.
@@ -115,7 +124,7 @@ impl Router {
                 format!("user {user:?} has no session"),
             ));
         }
-        Ok(n)
+        Ok(self.counted(n))
     }
 
     /// Delivery to every member of `group` except `exclude`.
@@ -126,7 +135,7 @@ impl Router {
                 n += 1;
             }
         });
-        n
+        self.counted(n)
     }
 
     /// Delivery to every session except `exclude`.
@@ -137,6 +146,6 @@ impl Router {
                 n += 1;
             }
         });
-        n
+        self.counted(n)
     }
 }

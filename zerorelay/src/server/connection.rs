@@ -397,6 +397,7 @@ where
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
         let max = self.shared.config.limits.max_frame_bytes;
         if text.len() > max {
+            tracing::debug!(session = %self.session.id, bytes = text.len(), "Refused a frame over limits.max_frame_bytes.");
             let m = format!(
                 "frame of {} bytes is over the limit of {max} bytes",
                 text.len()
@@ -412,6 +413,7 @@ where
             }
         };
         if !self.limiter.allow(Instant::now()) {
+            tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
             let id = frame.id().cloned();
             return self
                 .reply_error(

@@ -70,14 +70,16 @@ async fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
 }
 
 /// Upgrades only requests for [`WS_PATH`]; anything else gets a 404.
-#[allow(clippy::result_large_err, reason = "the signature is tungstenite's callback")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the signature is tungstenite's callback"
+)]
 fn check_path(req: &Request, resp: Response) -> std::result::Result<Response, ErrorResponse> {
     if req.uri().path() == WS_PATH {
         Ok(resp)
     } else {
-        let mut e = ErrorResponse::new(Some(format!(
-            "not found: the relay answers on {WS_PATH}\n"
-        )));
+        let mut e =
+            ErrorResponse::new(Some(format!("not found: the relay answers on {WS_PATH}\n")));
         *e.status_mut() = StatusCode::NOT_FOUND;
         Err(e)
     }
