@@ -170,11 +170,6 @@ async fn a_clean_close_ends_the_session_at_once() {
     s.wait_gone(&session).await;
     let (_a, w) = Client::resume(&s, "alice", &session, 0).await;
     assert_eq!(w["resumed"], false);
-    // A close without a code means the same.
-    let b = Client::connect(&s, "bob").await;
-    let session = b.session.clone();
-    b.close().await;
-    s.wait_gone(&session).await;
     s.stop().await;
 }
 
@@ -192,6 +187,13 @@ async fn a_close_with_another_code_keeps_the_session_resumable() {
     .unwrap();
     s.wait_detached(&session).await;
     let (_a, w) = Client::resume(&s, "alice", &session, 0).await;
+    assert_eq!(w["resumed"], true);
+    // A close without any code is not a clean end either.
+    let b = Client::connect(&s, "bob").await;
+    let session = b.session.clone();
+    b.close().await;
+    s.wait_detached(&session).await;
+    let (_b, w) = Client::resume(&s, "bob", &session, 0).await;
     assert_eq!(w["resumed"], true);
     s.stop().await;
 }
@@ -334,4 +336,29 @@ async fn graceful_shutdown_delivers_queued_messages_then_closes_with_1001() {
     assert!(tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn resuming_with_a_backlog_larger_than_the_send_queue_is_not_a_slow_consumer() {
+    let mut cfg = config();
+    cfg.limits.send_queue = 16;
+    let s = start(cfg).await;
+    let a = Client::connect(&s, "alice").await;
+    let session = a.session.clone();
+    a.cut();
+    s.wait_detached(&session).await;
+    for i in 1..=100 {
+        s.relay.send_to_user("alice", &i).unwrap();
+    }
+    let (mut a, w) = Client::resume(&s, "alice", &session, 0).await;
+    assert_eq!(w["resumed"], true);
+    // New messages arrive while the backlog is being written.
+    for i in 101..=110 {
+        s.relay.send_to_user("alice", &i).unwrap();
+    }
+    for i in 1..=110 {
+        assert_eq!(a.message().await["seq"], i);
+    }
+    assert_eq!(s.relay.stats().slow_consumers, 0);
+    s.stop().await;
 }

@@ -82,7 +82,8 @@ pub struct SessionConfig {
     pub outbox_messages: usize,
     /// Bytes of unacknowledged deliveries kept per session.
     pub outbox_bytes: usize,
-    /// Routing request ids remembered per session for duplicate suppression.
+    /// Routing request ids remembered per session for duplicate suppression
+    /// (at least 1,024, as the protocol promises).
     pub recent_requests: usize,
     /// Sessions (live or resumable) in the whole server.
     pub max_sessions: usize,
@@ -231,7 +232,12 @@ impl Config {
         let se = &self.session;
         range("session.ttl_ms", se.ttl_ms, 0, 86_400_000)?;
         range("session.outbox_messages", se.outbox_messages, 1, 10_000_000)?;
-        range("session.recent_requests", se.recent_requests, 0, 1_000_000)?;
+        range(
+            "session.recent_requests",
+            se.recent_requests,
+            1_024,
+            1_000_000,
+        )?;
         range("session.max_sessions", se.max_sessions, 1, 100_000_000)?;
         let l = &self.limits;
         range("limits.max_frame_bytes", l.max_frame_bytes, 256, 64 << 20)?;

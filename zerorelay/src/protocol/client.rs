@@ -272,6 +272,14 @@ pub(crate) fn present<'de: 'a, 'a, D: Deserializer<'de>>(
 /// for a missing or invalid field. The error carries the frame's `id` when
 /// that was valid.
 pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
+    // serde would also read a struct from a JSON array, field by field.
+    if !is_object_text(text) {
+        let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "frame is not a JSON object".to_owned(),
+            Err(e) => format!("frame is not valid JSON: {e}"),
+        };
+        return Err(ParseError::new(ErrorCode::BadFrame, message));
+    }
     let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| {
         use serde_json::error::Category;
         let message = match e.classify() {
@@ -296,6 +304,12 @@ pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
         Some(v) => Some(request_id(v)?),
     };
     frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
+}
+
+/// Whether the text starts (after whitespace) with `{`.
+pub(crate) fn is_object_text(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
 }
 
 fn strip_position(e: &serde_json::Error) -> String {
@@ -417,8 +431,11 @@ fn resume(raw: &RawValue) -> Result<Resume, ProtocolError> {
         #[serde(default, borrow, deserialize_with = "present")]
         last_seq: Option<&'a RawValue>,
     }
-    let r: RawResume<'_> = serde_json::from_str(raw.get())
-        .map_err(|_| bad("`resume` must be an object with `session` and `last_seq`"))?;
+    let invalid = || bad("`resume` must be an object with `session` and `last_seq`");
+    if !is_object_text(raw.get()) {
+        return Err(invalid());
+    }
+    let r: RawResume<'_> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
     Ok(Resume {
         session: session_id("resume.session", required("resume.session", r.session)?)?,
         last_seq: uint("resume.last_seq", required("resume.last_seq", r.last_seq)?)?,

@@ -150,6 +150,11 @@ impl ServerFrame {
     /// fields are ignored; an unknown `type` is an error.
     pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
         use serde::de::Error as _;
+        if !super::client::is_object_text(text) {
+            return Err(serde_json::Error::custom(
+                "a server frame must be a JSON object",
+            ));
+        }
         let raw: RawServerFrame<'_> = serde_json::from_str(text)?;
         fn req<'a>(v: Option<&'a RawValue>, f: &str) -> Result<&'a RawValue, serde_json::Error> {
             v.ok_or_else(|| serde_json::Error::custom(format!("missing field `{f}`")))

@@ -788,10 +788,9 @@ where
     /// Closes the connection as `end` says and detaches the session (ending
     /// it when the client closed cleanly).
     async fn finish(mut self, end: End) {
-        // A close frame with 1000, or with no code at all (what `close()`
-        // without arguments sends in browsers and most libraries), is the
-        // client saying it is done.
-        let clean = matches!(end, End::ClientClosed(Some(close::NORMAL) | None));
+        // Only a close with 1000 says the client is done with its session;
+        // any other close (including one without a code) keeps it resumable.
+        let clean = matches!(end, End::ClientClosed(Some(close::NORMAL)));
         match &end {
             End::Close(code, reason) => {
                 if *code == close::GOING_AWAY {

@@ -199,7 +199,7 @@ impl Session {
             .outbox
             .push(d.clone(), limits.outbox_messages, limits.outbox_bytes);
         if let Some(conn) = st.conn.clone() {
-            if st.outbox.unsent() > limits.send_queue as u64 {
+            if st.outbox.unsent_since_attach() > limits.send_queue as u64 {
                 st.conn = None;
                 st.detached_since = Some(Instant::now());
                 st.replies.clear();

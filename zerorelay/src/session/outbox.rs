@@ -34,6 +34,7 @@ pub struct Outbox {
     next: u64,
     acked: u64,
     sent: u64,
+    backlog_end: u64,
     dropped_total: u64,
 }
 
@@ -53,6 +54,7 @@ impl Outbox {
             next: 1,
             acked: 0,
             sent: 0,
+            backlog_end: 0,
             dropped_total: 0,
         }
     }
@@ -95,6 +97,13 @@ impl Outbox {
     /// Deliveries not yet handed to the writer.
     pub fn unsent(&self) -> u64 {
         self.last_seq() - self.sent
+    }
+
+    /// Deliveries queued since the connection attached and not yet handed
+    /// to the writer: the backlog a resume re-sends is not counted, so that
+    /// a long redelivery is not mistaken for a slow consumer.
+    pub fn unsent_since_attach(&self) -> u64 {
+        self.last_seq() - self.sent.max(self.backlog_end)
     }
 
     /// Deliveries retained for redelivery.
@@ -161,6 +170,7 @@ impl Outbox {
         }
         self.release(last_seq);
         self.sent = self.acked;
+        self.backlog_end = self.last_seq();
         Ok(())
     }
 
@@ -273,6 +283,23 @@ mod tests {
         o.push(d(1), 4, 1 << 20);
         assert!(o.resume(2).is_err());
         assert!(o.resume(1).is_ok());
+    }
+
+    #[test]
+    fn the_resume_backlog_does_not_count_as_unsent() {
+        let mut o = Outbox::new();
+        for i in 0..10 {
+            o.push(d(i), 100, 1 << 20);
+        }
+        o.resume(0).unwrap();
+        assert_eq!((o.unsent(), o.unsent_since_attach()), (10, 0));
+        o.push(d(10), 100, 1 << 20);
+        assert_eq!(o.unsent_since_attach(), 1);
+        let mut out = vec![];
+        o.take(4, &mut out);
+        assert_eq!(o.unsent_since_attach(), 1);
+        o.take(100, &mut out);
+        assert_eq!(o.unsent_since_attach(), 0);
     }
 
     #[test]
