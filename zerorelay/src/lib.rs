@@ -18,6 +18,8 @@
 //! - [`config`]: every setting, its default and validation (and, with the
 //!   `cli` feature, loading from TOML, environment and flags).
 //! - [`error`]: the error codes.
+//! - `client` (feature `client`): the client engine, sans-IO, and its tokio
+//!   driver, shared by every SDK.
 //!
 //! # Embedding
 //! ```no_run
@@ -35,6 +37,8 @@
 //! ```
 
 pub mod auth;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod protocol;

@@ -1,0 +1,941 @@
+//! The sans-IO client engine.
+//!
+//! [`Engine`] holds the whole client side of the protocol: the connection
+//! phase, reconnect policy, session resume, in-flight requests and their
+//! re-sending, the offline queue, acknowledgements, de-duplication and
+//! group re-joining. It performs no I/O and reads no clock: every input
+//! carries `now`, and the driver asks [`Engine::poll_output`] what to do and
+//! [`Engine::poll_timeout`] when to call [`Engine::handle_timeout`].
+//!
+//! Delivery guarantee: each message is emitted once, in seq order. It is
+//! acknowledged once emitted (acks are batched by count and time), so a
+//! process that crashes between emitting and handling may lose it; a resume
+//! never duplicates it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::backoff::Rng;
+use super::options::ClientOptions;
+use super::queue::{OfflineQueue, Pushed, Sized_};
+use super::{ClientError, Event};
+use crate::error::ErrorCode;
+use crate::protocol::client::{ClientFrame, Hello, RequestId, Resume, Target};
+use crate::protocol::{close, ServerFrame};
+
+/// Identifies a request made through [`Engine::request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RequestToken(pub u64);
+
+/// A request the application makes.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Direct message.
+    Send {
+        /// To a user or a session.
+        target: Target,
+        /// JSON payload.
+        data: Box<RawValue>,
+    },
+    /// Publish to a group.
+    Publish {
+        /// The group.
+        group: String,
+        /// JSON payload.
+        data: Box<RawValue>,
+        /// Deliver to ourselves too.
+        echo: bool,
+    },
+    /// Broadcast to everyone.
+    Broadcast {
+        /// JSON payload.
+        data: Box<RawValue>,
+        /// Deliver to ourselves too.
+        echo: bool,
+    },
+    /// Join a group (re-joined automatically if the session is lost).
+    Join {
+        /// The group.
+        group: String,
+    },
+    /// Leave a group.
+    Leave {
+        /// The group.
+        group: String,
+    },
+    /// Call a host method.
+    Rpc {
+        /// Method name.
+        method: String,
+        /// Argument.
+        data: Option<Box<RawValue>>,
+    },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// `ok`.
+    Ok,
+    /// An rpc `result`.
+    Result(Box<RawValue>),
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Output {
+    /// Open the transport, then call [`Engine::on_open`] or
+    /// [`Engine::on_closed`].
+    Connect,
+    /// Ask the token provider, then call [`Engine::on_token`].
+    FetchToken,
+    /// Send a text frame.
+    Send(String),
+    /// Close the transport with this code, then call [`Engine::on_closed`].
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Reason.
+        reason: String,
+    },
+    /// Hand an event to the application.
+    Event(Event),
+    /// A request finished.
+    Complete {
+        /// Which.
+        token: RequestToken,
+        /// How.
+        result: Result<Reply, ClientError>,
+    },
+    /// Write this state to the persistence file (`None`: delete it).
+    Persist(Option<Snapshot>),
+}
+
+/// Persisted state: enough to resume and to re-send what was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version.
+    pub version: u32,
+    /// The session to resume.
+    pub session: Option<String>,
+    /// The last seq emitted.
+    pub last_seq: u64,
+    /// The next request id.
+    pub next_id: i64,
+    /// Groups joined.
+    pub groups: Vec<String>,
+    /// Requests accepted and not answered, in order.
+    pub pending: Vec<PersistedRequest>,
+}
+
+/// A persisted request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedRequest {
+    /// Its id.
+    pub id: i64,
+    /// Its encoded frame.
+    pub frame: String,
+    /// A join or leave records the group it affects.
+    #[serde(default)]
+    pub effect: Effect,
+}
+
+/// What an `ok` changes in the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Nothing.
+    #[default]
+    None,
+    /// Add the group to the joined set.
+    Join(String),
+    /// Remove the group from the joined set.
+    Leave(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The application waits for it.
+    User(RequestToken),
+    /// The engine made it (re-join, refresh).
+    Internal,
+    /// Restored from a snapshot: nobody waits, errors become events.
+    Restored,
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: i64,
+    frame: String,
+    owner: Owner,
+    effect: Effect,
+    deadline: Option<Instant>,
+}
+
+impl Sized_ for Pending {
+    fn size(&self) -> usize {
+        self.frame.len()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    FetchingToken,
+    Connecting { deadline: Instant },
+    Handshaking { deadline: Instant },
+    Connected,
+    Backoff { until: Instant },
+    Closing,
+    Closed,
+}
+
+/// The client state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    opts: ClientOptions,
+    phase: Phase,
+    has_token_provider: bool,
+    token: Option<String>,
+    refresh_at: Option<Instant>,
+    session: Option<String>,
+    last_seq: u64,
+    ack_sent: u64,
+    ack_due: Option<Instant>,
+    next_id: i64,
+    inflight: BTreeMap<i64, Pending>,
+    queue: OfflineQueue<Pending>,
+    groups: BTreeSet<String>,
+    attempt: u32,
+    rng: Rng,
+    out: VecDeque<Output>,
+    last_error: Option<String>,
+}
+
+impl Engine {
+    /// A new engine. `has_token_provider` makes it ask for a token before
+    /// every connection and before expiry; `snapshot` restores persisted state.
+    pub fn new(opts: ClientOptions, has_token_provider: bool, snapshot: Option<Snapshot>) -> Self {
+        let rng = opts.seed.map(Rng::seeded).unwrap_or_else(Rng::from_os);
+        let mut e = Engine {
+            queue: OfflineQueue::new(opts.queue.clone()),
+            token: opts.token.clone(),
+            opts,
+            phase: Phase::Idle,
+            has_token_provider,
+            refresh_at: None,
+            session: None,
+            last_seq: 0,
+            ack_sent: 0,
+            ack_due: None,
+            next_id: 1,
+            inflight: BTreeMap::new(),
+            groups: BTreeSet::new(),
+            attempt: 0,
+            rng,
+            out: VecDeque::new(),
+            last_error: None,
+        };
+        if let Some(s) = snapshot {
+            e.session = s.session;
+            e.last_seq = s.last_seq;
+            e.ack_sent = s.last_seq;
+            e.next_id = s.next_id.max(1);
+            e.groups = s.groups.into_iter().collect();
+            for p in s.pending {
+                e.next_id = e.next_id.max(p.id + 1);
+                // Restored items were accepted before: they bypass the bound.
+                let _ = e.queue.push(Pending {
+                    id: p.id,
+                    frame: p.frame,
+                    owner: Owner::Restored,
+                    effect: p.effect,
+                    deadline: None,
+                });
+            }
+        }
+        e
+    }
+
+    /// Starts connecting.
+    pub fn start(&mut self, now: Instant) {
+        if self.phase == Phase::Idle {
+            self.begin_attempt(now);
+        }
+    }
+
+    fn begin_attempt(&mut self, now: Instant) {
+        if self.has_token_provider {
+            self.phase = Phase::FetchingToken;
+            self.out.push_back(Output::FetchToken);
+        } else {
+            self.connect(now);
+        }
+    }
+
+    fn connect(&mut self, now: Instant) {
+        self.phase = Phase::Connecting {
+            deadline: now + self.connect_timeout(),
+        };
+        self.out.push_back(Output::Connect);
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.opts.connect_timeout_ms)
+    }
+
+    /// The token provider answered: a token and how long it is valid, or an
+    /// error (treated as a failed connection attempt).
+    pub fn on_token(&mut self, now: Instant, token: Result<(String, Option<Duration>), String>) {
+        match token {
+            Ok((t, valid_for)) => {
+                self.token = Some(t.clone());
+                self.refresh_at = valid_for.map(|v| {
+                    now + v.saturating_sub(Duration::from_millis(self.opts.refresh_margin_ms))
+                });
+                match self.phase {
+                    Phase::FetchingToken => self.connect(now),
+                    Phase::Connected => {
+                        let frame = |id| {
+                            ClientFrame::Refresh {
+                                id: Some(RequestId::Int(id)),
+                                token: t.clone(),
+                            }
+                            .encode()
+                        };
+                        self.internal(now, frame, Effect::None);
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                if self.phase == Phase::FetchingToken {
+                    self.failed(now, None, &format!("token provider failed: {e}"));
+                } else {
+                    self.emit(Event::Error {
+                        code: "unauthorized".into(),
+                        message: format!("token provider failed: {e}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The transport is open: say hello.
+    pub fn on_open(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Connecting { .. }) {
+            return;
+        }
+        let hello = ClientFrame::Hello(Hello {
+            v: crate::protocol::VERSION,
+            token: self.token.clone(),
+            user: self.opts.user.clone(),
+            resume: self.session.as_ref().map(|s| Resume {
+                session: s.clone(),
+                last_seq: self.last_seq,
+            }),
+            client: Some(self.opts.client_name.clone()),
+        });
+        self.out.push_back(Output::Send(hello.encode()));
+        self.phase = Phase::Handshaking {
+            deadline: now + self.connect_timeout(),
+        };
+    }
+
+    /// A text frame arrived.
+    pub fn on_frame(&mut self, now: Instant, text: &str) {
+        let frame = match ServerFrame::decode(text) {
+            Ok(f) => f,
+            Err(e) => {
+                // Unknown frame types are ignored (protocol §1); anything
+                // else malformed is reported.
+                if !e.to_string().starts_with("unknown server frame type") {
+                    self.emit(Event::Error {
+                        code: "bad_frame".into(),
+                        message: format!("could not decode a server frame: {e}"),
+                    });
+                }
+                return;
+            }
+        };
+        match frame {
+            ServerFrame::Welcome(w) => self.on_welcome(now, w),
+            ServerFrame::Message(m) => {
+                if self.phase != Phase::Connected {
+                    return;
+                }
+                if m.seq <= self.last_seq {
+                    return; // a redelivery we already emitted
+                }
+                if m.seq > self.last_seq + 1 {
+                    self.emit(Event::Loss {
+                        from_seq: self.last_seq + 1,
+                        to_seq: m.seq - 1,
+                        reason: "unannounced".into(),
+                    });
+                }
+                self.last_seq = m.seq;
+                self.emit(Event::Message(m));
+                self.schedule_ack(now);
+            }
+            ServerFrame::Gap {
+                from_seq,
+                to_seq,
+                reason,
+            } => {
+                if to_seq > self.last_seq {
+                    self.emit(Event::Loss {
+                        from_seq: from_seq.max(self.last_seq + 1),
+                        to_seq,
+                        reason,
+                    });
+                    self.last_seq = to_seq;
+                    self.schedule_ack(now);
+                }
+            }
+            ServerFrame::Ok { id } => self.answered(&id, Ok(Reply::Ok)),
+            ServerFrame::Result { id, data } => self.answered(&id, Ok(Reply::Result(data))),
+            ServerFrame::Error { id, code, message } => {
+                let err = ClientError::Server {
+                    code: ErrorCode::parse(&code).unwrap_or(ErrorCode::Internal),
+                    message: message.clone(),
+                };
+                match id {
+                    Some(id) => self.answered(&id, Err(err)),
+                    None => {
+                        if matches!(self.phase, Phase::Handshaking { .. }) {
+                            self.last_error = Some(format!("{code}: {message}"));
+                        }
+                        self.emit(Event::Error { code, message });
+                    }
+                }
+            }
+            ServerFrame::Pong { .. } => {}
+        }
+    }
+
+    fn on_welcome(&mut self, now: Instant, w: crate::protocol::Welcome) {
+        if !matches!(self.phase, Phase::Handshaking { .. }) {
+            return;
+        }
+        self.phase = Phase::Connected;
+        self.attempt = 0;
+        self.last_error = None;
+        let lost_session = match &self.session {
+            Some(old) if !w.resumed => Some(old.clone()),
+            _ => None,
+        };
+        if lost_session.is_some() {
+            // A fresh session numbers from 1 again.
+            self.last_seq = 0;
+            self.ack_sent = 0;
+            self.ack_due = None;
+        }
+        self.session = Some(w.session.clone());
+        self.emit(Event::Connected {
+            session: w.session,
+            user: w.user,
+            resumed: w.resumed,
+            lost_session: lost_session.clone(),
+        });
+        // Unanswered requests go again, with their ids, in order, after any
+        // re-joins; then the offline queue.
+        let unanswered: Vec<i64> = self.inflight.keys().copied().collect();
+        if lost_session.is_some() && !self.groups.is_empty() {
+            let groups: Vec<String> = self.groups.iter().cloned().collect();
+            for g in &groups {
+                let frame = |id| {
+                    ClientFrame::Join {
+                        id: Some(RequestId::Int(id)),
+                        group: g.clone(),
+                    }
+                    .encode()
+                };
+                self.internal(now, frame, Effect::Join(g.clone()));
+            }
+            self.emit(Event::Rejoined { groups });
+        }
+        let deadline = Some(now + self.request_timeout());
+        for id in unanswered {
+            let p = self.inflight.get_mut(&id).expect("listed");
+            p.deadline = deadline;
+            let frame = p.frame.clone();
+            self.out.push_back(Output::Send(frame));
+        }
+        let queued: Vec<Pending> = self.queue.drain().collect();
+        for mut p in queued {
+            p.deadline = deadline;
+            self.out.push_back(Output::Send(p.frame.clone()));
+            self.inflight.insert(p.id, p);
+        }
+        self.persist();
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.opts.request_timeout_ms)
+    }
+
+    fn schedule_ack(&mut self, now: Instant) {
+        if self.last_seq - self.ack_sent >= u64::from(self.opts.ack.batch) {
+            self.send_ack();
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now + Duration::from_millis(self.opts.ack.interval_ms));
+        }
+    }
+
+    fn send_ack(&mut self) {
+        self.ack_due = None;
+        if self.last_seq > self.ack_sent && self.phase == Phase::Connected {
+            self.ack_sent = self.last_seq;
+            let ack = ClientFrame::Ack { seq: self.last_seq };
+            self.out.push_back(Output::Send(ack.encode()));
+        }
+    }
+
+    fn answered(&mut self, id: &RequestId, result: Result<Reply, ClientError>) {
+        let RequestId::Int(id) = id else { return };
+        let Some(p) = self.inflight.remove(id) else {
+            return; // timed out, cancelled, or not ours
+        };
+        if result.is_ok() {
+            match &p.effect {
+                Effect::Join(g) => {
+                    self.groups.insert(g.clone());
+                }
+                Effect::Leave(g) => {
+                    self.groups.remove(g);
+                }
+                Effect::None => {}
+            }
+        }
+        self.complete(p.owner, result);
+    }
+
+    fn complete(&mut self, owner: Owner, result: Result<Reply, ClientError>) {
+        match owner {
+            Owner::User(token) => self.out.push_back(Output::Complete { token, result }),
+            Owner::Internal | Owner::Restored => {
+                if let Err(e) = result {
+                    self.emit(Event::Error {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The transport closed (or could not be opened): `code` is the close
+    /// code the server sent, if any.
+    pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        match self.phase {
+            Phase::Closed | Phase::Idle | Phase::Backoff { .. } | Phase::FetchingToken => {}
+            Phase::Closing => {
+                self.phase = Phase::Closed;
+                self.emit(Event::Closed {
+                    reason: "closed by the application".into(),
+                });
+            }
+            Phase::Connecting { .. } | Phase::Handshaking { .. } | Phase::Connected => {
+                self.failed(now, code, reason);
+            }
+        }
+    }
+
+    /// A connection ended or an attempt failed: retry or give up.
+    fn failed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        self.ack_due = None;
+        // Requests in flight are kept and re-sent after the next welcome.
+        for p in self.inflight.values_mut() {
+            p.deadline = None;
+        }
+        let reason = match self.last_error.take() {
+            Some(e) if reason.is_empty() => e,
+            Some(e) => format!("{reason} ({e})"),
+            None => reason.to_owned(),
+        };
+        let retryable = match code {
+            Some(close::TOKEN_EXPIRED) => self.has_token_provider,
+            Some(c) => close::is_retryable(c),
+            None => true,
+        };
+        let attempts_left = self
+            .opts
+            .reconnect
+            .max_attempts
+            .is_none_or(|max| self.attempt < max);
+        let will_retry = retryable && self.opts.reconnect.enabled && attempts_left;
+        self.emit(Event::Disconnected {
+            code,
+            reason: reason.clone(),
+            will_retry,
+        });
+        if will_retry {
+            self.attempt += 1;
+            let delay = self.opts.backoff().delay(self.attempt, &mut self.rng);
+            self.phase = Phase::Backoff { until: now + delay };
+            self.emit(Event::Reconnecting {
+                attempt: self.attempt,
+                delay_ms: delay.as_millis() as u64,
+            });
+            self.persist();
+        } else {
+            self.shut(reason);
+        }
+    }
+
+    /// Ends for good: fails everything pending.
+    fn shut(&mut self, reason: String) {
+        self.phase = Phase::Closed;
+        let inflight = std::mem::take(&mut self.inflight);
+        for p in inflight.into_values() {
+            self.complete_silently(p.owner, ClientError::Closed);
+        }
+        let queued: Vec<Pending> = self.queue.drain().collect();
+        for p in queued {
+            self.complete_silently(p.owner, ClientError::Closed);
+        }
+        if self.opts.persist_path.is_some() {
+            self.out.push_back(Output::Persist(None));
+        }
+        self.emit(Event::Closed { reason });
+    }
+
+    fn complete_silently(&mut self, owner: Owner, e: ClientError) {
+        if let Owner::User(token) = owner {
+            self.out.push_back(Output::Complete {
+                token,
+                result: Err(e),
+            });
+        }
+    }
+
+    /// Makes a request. While connected it is sent at once; otherwise it
+    /// waits in the offline queue.
+    pub fn request(&mut self, now: Instant, req: Request) -> Result<RequestToken, ClientError> {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return Err(ClientError::Closed);
+        }
+        validate(&req)?;
+        let id = self.next_id;
+        let (frame, effect) = encode(id, &req);
+        let token = RequestToken(id as u64);
+        let p = Pending {
+            id,
+            frame,
+            owner: Owner::User(token),
+            effect,
+            deadline: None,
+        };
+        self.submit(now, p)?;
+        self.next_id += 1;
+        Ok(token)
+    }
+
+    fn internal(&mut self, now: Instant, frame: impl FnOnce(i64) -> String, effect: Effect) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let p = Pending {
+            id,
+            frame: frame(id),
+            owner: Owner::Internal,
+            effect,
+            deadline: None,
+        };
+        let _ = self.submit(now, p);
+    }
+
+    fn submit(&mut self, now: Instant, mut p: Pending) -> Result<(), ClientError> {
+        if self.phase == Phase::Connected {
+            p.deadline = Some(now + self.request_timeout());
+            self.out.push_back(Output::Send(p.frame.clone()));
+            self.inflight.insert(p.id, p);
+            return Ok(());
+        }
+        match self.queue.push(p) {
+            Ok(Pushed::Queued) => {}
+            Ok(Pushed::Evicted(old)) => {
+                for o in old {
+                    self.complete(o.owner, Err(ClientError::QueueFull));
+                }
+            }
+            Err(_) => return Err(ClientError::QueueFull),
+        }
+        self.persist();
+        Ok(())
+    }
+
+    /// Stops waiting for a request. A queued request is not sent; one in
+    /// flight may still take effect on the server.
+    pub fn cancel(&mut self, token: RequestToken) {
+        let owned = |p: &Pending| p.owner == Owner::User(token);
+        if self.queue.remove(owned).is_some() {
+            self.persist();
+            return;
+        }
+        let id = token.0 as i64;
+        if self.inflight.get(&id).is_some_and(owned) {
+            self.inflight.remove(&id);
+        }
+    }
+
+    /// Closes cleanly (1000): the session ends on the server, everything
+    /// pending fails with `closed`.
+    pub fn close(&mut self) {
+        match self.phase {
+            Phase::Closing | Phase::Closed => {}
+            Phase::Connected => {
+                self.send_ack();
+                self.out.push_back(Output::Close {
+                    code: close::NORMAL,
+                    reason: "client closed".into(),
+                });
+                self.fail_all_pending();
+                self.phase = Phase::Closing;
+            }
+            Phase::Connecting { .. } | Phase::Handshaking { .. } => {
+                self.out.push_back(Output::Close {
+                    code: close::NORMAL,
+                    reason: "client closed".into(),
+                });
+                self.fail_all_pending();
+                self.phase = Phase::Closing;
+            }
+            Phase::Idle | Phase::Backoff { .. } | Phase::FetchingToken => {
+                self.shut("closed by the application".into());
+            }
+        }
+    }
+
+    fn fail_all_pending(&mut self) {
+        let inflight = std::mem::take(&mut self.inflight);
+        for p in inflight.into_values() {
+            self.complete_silently(p.owner, ClientError::Closed);
+        }
+        let queued: Vec<Pending> = self.queue.drain().collect();
+        for p in queued {
+            self.complete_silently(p.owner, ClientError::Closed);
+        }
+        if self.opts.persist_path.is_some() {
+            self.out.push_back(Output::Persist(None));
+        }
+    }
+
+    /// When [`Engine::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let phase = match self.phase {
+            Phase::Connecting { deadline } | Phase::Handshaking { deadline } => Some(deadline),
+            Phase::Backoff { until } => Some(until),
+            _ => None,
+        };
+        let request = self.inflight.values().filter_map(|p| p.deadline).min();
+        let refresh = if self.phase == Phase::Connected && self.has_token_provider {
+            self.refresh_at
+        } else {
+            None
+        };
+        [phase, self.ack_due, request, refresh]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Connecting { deadline } | Phase::Handshaking { deadline } if now >= deadline => {
+                self.last_error = Some("connection timed out".into());
+                self.out.push_back(Output::Close {
+                    code: close::GOING_AWAY,
+                    reason: "connect timeout".into(),
+                });
+                // Not waiting for the driver: the attempt has failed.
+                self.failed(now, None, "connection timed out");
+            }
+            Phase::Backoff { until } if now >= until => self.begin_attempt(now),
+            _ => {}
+        }
+        if self.ack_due.is_some_and(|t| now >= t) {
+            self.send_ack();
+        }
+        let expired: Vec<i64> = self
+            .inflight
+            .values()
+            .filter(|p| p.deadline.is_some_and(|d| now >= d))
+            .map(|p| p.id)
+            .collect();
+        for id in expired {
+            let p = self.inflight.remove(&id).expect("listed");
+            self.complete(p.owner, Err(ClientError::Timeout));
+        }
+        if self.phase == Phase::Connected
+            && self.has_token_provider
+            && self.refresh_at.is_some_and(|t| now >= t)
+        {
+            self.refresh_at = None;
+            self.out.push_back(Output::FetchToken);
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Whether the engine is closed for good.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether a session is live on an open connection.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// The current (or last) session id.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// The last seq emitted.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Groups joined (as confirmed by the server).
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(String::as_str)
+    }
+
+    /// Requests waiting in the offline queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Requests sent and not answered.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// The state worth persisting.
+    pub fn snapshot(&self) -> Snapshot {
+        let pending = self
+            .inflight
+            .values()
+            .chain(self.queue.iter())
+            .filter(|p| p.owner != Owner::Internal)
+            .map(|p| PersistedRequest {
+                id: p.id,
+                frame: p.frame.clone(),
+                effect: p.effect.clone(),
+            })
+            .collect();
+        Snapshot {
+            version: 1,
+            session: self.session.clone(),
+            last_seq: self.last_seq,
+            next_id: self.next_id,
+            groups: self.groups.iter().cloned().collect(),
+            pending,
+        }
+    }
+
+    fn persist(&mut self) {
+        if self.opts.persist_path.is_some() {
+            let s = self.snapshot();
+            self.out.push_back(Output::Persist(Some(s)));
+        }
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+}
+
+fn validate(req: &Request) -> Result<(), ClientError> {
+    let name = |what: &str, v: &str| {
+        crate::protocol::names::validate(what, v)
+            .map_err(|e| ClientError::InvalidArgument(e.message.into_owned()))
+    };
+    match req {
+        Request::Send { target, .. } => match target {
+            Target::User(u) => name("to", u),
+            Target::Session(s) if s.is_empty() => Err(ClientError::InvalidArgument(
+                "`session` must not be empty".into(),
+            )),
+            Target::Session(_) => Ok(()),
+        },
+        Request::Publish { group, .. } | Request::Join { group } | Request::Leave { group } => {
+            name("group", group)
+        }
+        Request::Broadcast { .. } => Ok(()),
+        Request::Rpc { method, .. } => name("method", method),
+    }
+}
+
+/// Encodes a request with the protocol's own frame types.
+fn encode(id: i64, req: &Request) -> (String, Effect) {
+    let rpc_id = RequestId::Int(id);
+    let id = Some(rpc_id.clone());
+    match req {
+        Request::Send { target, data } => (
+            ClientFrame::Send {
+                id,
+                target: target.clone(),
+                data,
+            }
+            .encode(),
+            Effect::None,
+        ),
+        Request::Publish { group, data, echo } => (
+            ClientFrame::Publish {
+                id,
+                group: group.clone(),
+                data,
+                echo: *echo,
+            }
+            .encode(),
+            Effect::None,
+        ),
+        Request::Broadcast { data, echo } => (
+            ClientFrame::Broadcast {
+                id,
+                data,
+                echo: *echo,
+            }
+            .encode(),
+            Effect::None,
+        ),
+        Request::Join { group } => (
+            ClientFrame::Join {
+                id,
+                group: group.clone(),
+            }
+            .encode(),
+            Effect::Join(group.clone()),
+        ),
+        Request::Leave { group } => (
+            ClientFrame::Leave {
+                id,
+                group: group.clone(),
+            }
+            .encode(),
+            Effect::Leave(group.clone()),
+        ),
+        Request::Rpc { method, data } => (
+            ClientFrame::Rpc {
+                id: rpc_id,
+                method: method.clone(),
+                data: data.as_deref(),
+            }
+            .encode(),
+            Effect::None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
