@@ -619,11 +619,12 @@ fn a_snapshot_restores_the_session_groups_and_pending_requests() {
     let snapshot = t
         .outputs()
         .into_iter()
+        .rev()
         .filter_map(|o| match o {
             Output::Persist(Some(s)) => Some(s),
             _ => None,
         })
-        .last()
+        .next()
         .expect("persisted while offline");
     assert_eq!(snapshot.pending.len(), 1);
 
