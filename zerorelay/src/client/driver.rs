@@ -42,6 +42,7 @@ pub type TokenFuture = BoxFuture<Result<(String, Option<Duration>), String>>;
 /// reading from the socket (backpressure, rather than unbounded memory).
 const EVENT_BUFFER: usize = 4096;
 
+#[derive(Debug)]
 enum Command {
     Request {
         req: Request,
@@ -65,7 +66,7 @@ pub enum Status {
 
 /// A handle to a client. Cheap to clone; the client closes (cleanly) when
 /// [`Client::close`] is called or every handle is dropped.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Client {
     cmd: mpsc::Sender<Command>,
     next_handle: Arc<AtomicU64>,
@@ -73,6 +74,7 @@ pub struct Client {
 }
 
 /// The client's events, in order. Messages are delivered exactly once.
+#[derive(Debug)]
 pub struct Events {
     rx: mpsc::Receiver<Event>,
 }

@@ -2,6 +2,8 @@
 //! WebSocket client that speaks raw JSON frames.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
