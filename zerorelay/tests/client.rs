@@ -543,3 +543,92 @@ async fn no_loss_no_duplicates_and_order_kept_under_random_faults() {
     assert_eq!(s.relay.stats().dropped, 0);
     s.stop().await;
 }
+
+/// A relay behind TLS terminated by the host app, with a certificate made
+/// now; the client trusts it through `ca_file`.
+#[tokio::test]
+async fn wss_with_a_self_signed_certificate_and_an_extra_ca() {
+    use tokio_rustls::rustls;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("zerorelay-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+
+    let relay = zerorelay::Relay::builder(config()).build().unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let r = relay.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, peer)) = listener.accept().await {
+            let (acceptor, r) = (acceptor.clone(), r.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(tls, Some(r.websocket_config()))
+                        .await
+                else {
+                    return;
+                };
+                r.accept_websocket(ws, Some(peer)).await;
+            });
+        }
+    });
+    let url = format!("wss://localhost:{port}/ws");
+
+    // Without the extra CA the certificate is not trusted.
+    let mut o = opts("alice");
+    o.reconnect.max_attempts = Some(0);
+    let e = Client::connect(&url, o.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "connection", "{e}");
+
+    o.ca_file = Some(ca.to_str().unwrap().to_owned());
+    o.headers.insert("x-app".into(), "test".into());
+    let (c, _ev) = Client::connect(&url, o).await.unwrap();
+    c.join("secure").await.unwrap();
+    assert_eq!(relay.groups()[0].name, "secure");
+    c.close().await;
+
+    // A CA file that is not a certificate is refused up front.
+    let bad = dir.join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let mut o = opts("alice");
+    o.ca_file = Some(bad.to_str().unwrap().to_owned());
+    assert_eq!(
+        Client::connect(&url, o).await.unwrap_err().code(),
+        "invalid_argument"
+    );
+    relay.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn bad_urls_and_options_are_refused_with_a_clear_error() {
+    for url in ["http://127.0.0.1:1/ws", "not a url", ""] {
+        let e = Client::connect(url, opts("a")).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_argument", "{url}: {e}");
+    }
+    assert!(ClientOptions::from_json(r#"{"reconect":{}}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("reconect"));
+    assert!(ClientOptions::from_json(r#"{"ack":{"batch":0}}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("ack.batch"));
+    assert!(ClientOptions::from_json(r#"{"user":"a b"}"#).is_err());
+    let o = ClientOptions::from_json(r#"{"user":"alice","queue":{"full":"drop_oldest"}}"#).unwrap();
+    assert_eq!(o.queue.full, FullPolicy::DropOldest);
+}
