@@ -4,7 +4,7 @@ CARGO ?= cargo
 # One target directory for the workspace and (later) the bindings.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help run test test-rust lint fmt
+.PHONY: help run test test-rust lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,3 +23,9 @@ lint: ## Check formatting and clippy (warnings are errors).
 
 fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
+
+gen: ## Regenerate bindings/c/include/zerorelay.h from the source.
+	ZERORELAY_UPDATE_HEADER=1 $(CARGO) test -q -p zerorelay-c --test header
+
+check-gen: ## Fail when a generated file is stale.
+	$(CARGO) test -q -p zerorelay-c --test header

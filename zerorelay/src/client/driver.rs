@@ -203,6 +203,14 @@ impl Client {
     /// Makes a request and waits for its answer. Dropping the future cancels
     /// it (a queued request is then not sent).
     pub async fn request(&self, req: Request) -> Result<Reply, ClientError> {
+        self.submit(req).await?.await
+    }
+
+    /// Hands a request to the engine and returns a future of its answer.
+    /// Requests are ordered as their `submit`s complete, so a caller that
+    /// awaits `submit` before the next one keeps its order even when it does
+    /// not wait for the answers. Dropping the returned future cancels it.
+    pub async fn submit(&self, req: Request) -> Result<PendingReply, ClientError> {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.cmd
@@ -213,14 +221,10 @@ impl Client {
             })
             .await
             .map_err(|_| ClientError::Closed)?;
-        let mut guard = CancelOnDrop {
-            cmd: &self.cmd,
-            handle,
-            armed: true,
-        };
-        let r = rx.await.unwrap_or(Err(ClientError::Closed));
-        guard.armed = false;
-        r
+        Ok(PendingReply {
+            rx,
+            cancel: Some((self.cmd.clone(), handle)),
+        })
     }
 
     /// Sends to every session of `user` (except this one).
@@ -317,16 +321,31 @@ impl Client {
     }
 }
 
-struct CancelOnDrop<'a> {
-    cmd: &'a mpsc::Sender<Command>,
-    handle: u64,
-    armed: bool,
+/// The answer to a submitted request. Dropping it before it resolves
+/// cancels the request (a queued request is then never sent).
+#[derive(Debug)]
+pub struct PendingReply {
+    rx: oneshot::Receiver<Result<Reply, ClientError>>,
+    cancel: Option<(mpsc::Sender<Command>, u64)>,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Future for PendingReply {
+    type Output = Result<Reply, ClientError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let r = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        self.cancel = None;
+        std::task::Poll::Ready(r.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
+impl Drop for PendingReply {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = self.cmd.try_send(Command::Cancel(self.handle));
+        if let Some((cmd, handle)) = self.cancel.take() {
+            let _ = cmd.try_send(Command::Cancel(handle));
         }
     }
 }

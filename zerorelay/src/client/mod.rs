@@ -10,6 +10,7 @@
 //! - [`backoff`]: exponential backoff with full jitter.
 //! - [`queue`]: the bounded offline queue.
 //! - [`options`]: everything a client can be told (JSON in the bindings).
+//! - [`json`]: the JSON forms of requests, events and replies the bindings use.
 //!
 //! # Example
 //! ```no_run
@@ -34,12 +35,13 @@
 pub mod backoff;
 pub mod driver;
 pub mod engine;
+pub mod json;
 pub mod options;
 pub mod queue;
 
 use serde::Serialize;
 
-pub use driver::{Client, Events, Status, TokenFuture, TokenProvider};
+pub use driver::{Client, Events, PendingReply, Status, TokenFuture, TokenProvider};
 pub use engine::{Engine, Output, Reply, Request, RequestToken, Snapshot};
 pub use options::{ClientOptions, FullPolicy};
 

@@ -306,6 +306,35 @@ pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
     frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
 }
 
+/// Parses a request as a client application hands it to the engine: a
+/// client frame without `id` (the engine numbers requests itself). An `rpc`
+/// gets the placeholder id 0, to be replaced when it is sent.
+///
+/// # Errors
+/// As [`parse`], and `bad_request` when the frame carries an `id`.
+pub fn parse_unnumbered(text: &str) -> Result<ClientFrame<'_>, ParseError> {
+    if !is_object_text(text) {
+        return parse(text);
+    }
+    let raw: RawFrame<'_> = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(_) => return parse(text),
+    };
+    if raw.id.is_some() {
+        return Err(ParseError::new(
+            ErrorCode::BadRequest,
+            "a request handed to the client must not carry an `id`: the client numbers requests",
+        ));
+    }
+    let is_rpc = raw
+        .ty
+        .is_some_and(|t| serde_json::from_str::<&str>(t.get()).ok() == Some("rpc"));
+    if !is_rpc {
+        return parse(text);
+    }
+    frame("rpc", &raw, Some(RequestId::Int(0))).map_err(|error| ParseError { error, id: None })
+}
+
 /// Whether the text starts (after whitespace) with `{`.
 pub(crate) fn is_object_text(text: &str) -> bool {
     text.trim_start_matches([' ', '\t', '\n', '\r'])

@@ -1,0 +1,799 @@
+//! The C ABI over the Zerorelay client engine and embedded server.
+//!
+//! A thin bridge: it converts arguments, calls the core, and converts
+//! errors; no protocol logic lives here. See `include/zerorelay.h` (made by
+//! cbindgen from this file) for the conventions every function follows.
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use zerorelay::client::json::{event_to_json, reply_to_json, request_from_json};
+use zerorelay::client::{Client, ClientError, ClientOptions, Event};
+use zerorelay::{Config, Relay};
+
+/// The ABI version; `zr_abi_version()` returns it. A binding compiled
+/// against one header checks it at load time.
+pub const ZR_ABI_VERSION: u32 = 1;
+
+/// The result of every call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum zr_status {
+    /// Success.
+    ZR_OK = 0,
+    /// An argument was null, not UTF-8, or invalid (bad JSON, bad option).
+    ZR_ERR_INVALID_ARGUMENT = 1,
+    /// The client or server is closed.
+    ZR_ERR_CLOSED = 2,
+    /// The offline queue is full.
+    ZR_ERR_QUEUE_FULL = 3,
+    /// The operation timed out.
+    ZR_ERR_TIMEOUT = 4,
+    /// The connection could not be established.
+    ZR_ERR_CONNECTION = 5,
+    /// The server refused; zr_last_error_code() has the protocol code.
+    ZR_ERR_SERVER = 6,
+    /// An I/O error (binding a port, …).
+    ZR_ERR_IO = 7,
+    /// A bug: Rust panicked. The handle should be freed.
+    ZR_ERR_PANIC = 8,
+}
+
+struct Failure {
+    status: zr_status,
+    code: String,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Failure {
+            status: zr_status::ZR_ERR_INVALID_ARGUMENT,
+            code: "invalid_argument".into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let status = match &e {
+            ClientError::Server { .. } => zr_status::ZR_ERR_SERVER,
+            ClientError::Timeout => zr_status::ZR_ERR_TIMEOUT,
+            ClientError::Closed | ClientError::Cancelled => zr_status::ZR_ERR_CLOSED,
+            ClientError::QueueFull => zr_status::ZR_ERR_QUEUE_FULL,
+            ClientError::InvalidArgument(_) => zr_status::ZR_ERR_INVALID_ARGUMENT,
+            ClientError::Connection(_) => zr_status::ZR_ERR_CONNECTION,
+            _ => zr_status::ZR_ERR_SERVER,
+        };
+        Failure {
+            status,
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<zerorelay::Error> for Failure {
+    fn from(e: zerorelay::Error) -> Self {
+        let (status, code) = match &e {
+            zerorelay::Error::Protocol(p) => (zr_status::ZR_ERR_SERVER, p.code.as_str()),
+            zerorelay::Error::Config(_) => (zr_status::ZR_ERR_INVALID_ARGUMENT, "invalid_argument"),
+            zerorelay::Error::Io(_) => (zr_status::ZR_ERR_IO, "io"),
+            _ => (zr_status::ZR_ERR_CLOSED, "closed"),
+        };
+        Failure {
+            status,
+            code: code.to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<(CString, CString)> = RefCell::new((CString::default(), CString::default()));
+}
+
+fn set_error(code: &str, message: &str) {
+    let clean = |s: &str| CString::new(s.replace('\0', " ")).expect("NULs were removed");
+    LAST_ERROR.with(|e| *e.borrow_mut() = (clean(code), clean(message)));
+}
+
+/// Runs an FFI body: no panic crosses the boundary, failures are recorded.
+fn ffi(f: impl FnOnce() -> Result<(), Failure>) -> zr_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => zr_status::ZR_OK,
+        Ok(Err(e)) => {
+            set_error(&e.code, &e.message);
+            e.status
+        }
+        Err(_) => {
+            set_error("panic", "internal error: the library panicked");
+            zr_status::ZR_ERR_PANIC
+        }
+    }
+}
+
+/// One runtime for every handle in the process.
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("zerorelay")
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime can be built")
+    })
+}
+
+/// # Safety
+/// `p` is null or a NUL-terminated string valid for the call.
+unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if p.is_null() {
+        return Err(Failure::invalid(format!("{what} is null")));
+    }
+    // SAFETY: non-null and, by this function's contract, NUL-terminated.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{what} is not UTF-8")))
+}
+
+/// # Safety
+/// As [`str_arg`]; null gives `None`.
+unsafe fn opt_str_arg<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Failure> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { str_arg(p, what) }.map(Some)
+    }
+}
+
+fn json_arg(text: &str, what: &str) -> Result<Box<RawValue>, Failure> {
+    RawValue::from_string(text.to_owned())
+        .map_err(|e| Failure::invalid(format!("{what} is not JSON: {e}")))
+}
+
+/// # Safety
+/// `out` is null or valid for a write.
+unsafe fn put<T>(out: *mut T, v: T) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid("the output pointer is null"));
+    }
+    // SAFETY: non-null and valid for writes by contract.
+    unsafe { out.write(v) };
+    Ok(())
+}
+
+fn c_string(s: String) -> *mut c_char {
+    CString::new(s.replace('\0', "\\u0000"))
+        .expect("NULs were escaped")
+        .into_raw()
+}
+
+/// The ABI version of the library (compare with `ZR_ABI_VERSION`).
+#[no_mangle]
+pub extern "C" fn zr_abi_version() -> u32 {
+    ZR_ABI_VERSION
+}
+
+/// The library's version string (static; do not free).
+#[no_mangle]
+pub extern "C" fn zr_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The message of the last failed call on this thread (valid until the next
+/// call on this thread; do not free).
+#[no_mangle]
+pub extern "C" fn zr_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().1.as_ptr())
+}
+
+/// The stable code of the last failed call on this thread: a protocol code
+/// (`not_found`, `forbidden`, …) or `timeout`, `closed`, `queue_full`,
+/// `cancelled`, `invalid_argument`, `connection`, `io`, `panic`.
+#[no_mangle]
+pub extern "C" fn zr_last_error_code() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().0.as_ptr())
+}
+
+/// Frees a string this library returned. Null is ignored.
+///
+/// # Safety
+/// `s` is null or a string returned by this library, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn zr_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: by contract it came from CString::into_raw here.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Capacity of a client's pulled-event queue.
+const EVENT_QUEUE: usize = 8192;
+
+/// A client handle.
+pub struct zr_client {
+    client: Client,
+    /// Set when the client's event stream has ended.
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    events: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    replies: mpsc::Sender<String>,
+    next_request: AtomicU64,
+    pending: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
+}
+
+fn new_client(client: Client, events: zerorelay::client::Events) -> Box<zr_client> {
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let fwd = tx.clone();
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = ended.clone();
+    runtime().spawn(async move {
+        let mut events = events;
+        let mut batch: Vec<Event> = Vec::with_capacity(256);
+        while events.recv_many(&mut batch, 256).await > 0 {
+            for e in batch.drain(..) {
+                if fwd.send(event_to_json(&e)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    Box::new(zr_client {
+        client,
+        ended,
+        events: tokio::sync::Mutex::new(rx),
+        replies: tx,
+        next_request: AtomicU64::new(1),
+        pending: Arc::new(Mutex::new(HashMap::new())),
+    })
+}
+
+fn options(json: Option<&str>) -> Result<ClientOptions, Failure> {
+    Ok(ClientOptions::from_json(json.unwrap_or(""))?)
+}
+
+/// Connects and waits for the first welcome (see the client options'
+/// `connect_timeout_ms`). `options_json` may be null.
+///
+/// # Safety
+/// Strings are NUL-terminated or null; `out` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_connect(
+    url: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut zr_client,
+) -> zr_status {
+    ffi(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("the output pointer is null"));
+        }
+        // SAFETY: forwarded contract.
+        let url = unsafe { str_arg(url, "url") }?;
+        // SAFETY: forwarded contract.
+        let opts = options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        let (client, events) = runtime().block_on(Client::connect(url, opts))?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, Box::into_raw(new_client(client, events))) }
+    })
+}
+
+/// Starts a client that connects in the background; requests made before
+/// it is connected wait in the offline queue.
+///
+/// # Safety
+/// As `zr_client_connect`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_start(
+    url: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut zr_client,
+) -> zr_status {
+    ffi(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("the output pointer is null"));
+        }
+        // SAFETY: forwarded contract.
+        let url = unsafe { str_arg(url, "url") }?;
+        // SAFETY: forwarded contract.
+        let opts = options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        let _rt = runtime().enter();
+        let (client, events) = Client::start(url, opts, None)?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, Box::into_raw(new_client(client, events))) }
+    })
+}
+
+/// # Safety
+/// `c` is null or a live handle.
+unsafe fn client_ref<'a>(c: *const zr_client) -> Result<&'a zr_client, Failure> {
+    // SAFETY: null or live by contract.
+    unsafe { c.as_ref() }.ok_or_else(|| Failure::invalid("client is null"))
+}
+
+/// Submits a request (a client frame without `id`, e.g.
+/// `{"type":"publish","group":"g","data":1}`). Its answer arrives as an
+/// event `{"type":"reply","request":N,…}` with the number written to
+/// `out_request`. Requests from one thread keep their order.
+///
+/// # Safety
+/// `c` is a live handle; `request_json` is a NUL-terminated string;
+/// `out_request` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_submit(
+    c: *const zr_client,
+    request_json: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        // SAFETY: forwarded contract.
+        let req = request_from_json(unsafe { str_arg(request_json, "request_json") }?)?;
+        let id = c.next_request.fetch_add(1, Ordering::Relaxed);
+        let pending = runtime().block_on(c.client.submit(req))?;
+        let replies = c.replies.clone();
+        let map = c.pending.clone();
+        let mut guard = map.lock().expect("not poisoned");
+        let task = runtime().spawn(async move {
+            let r = pending.await;
+            let _ = replies.send(reply_to_json(id, &r)).await;
+        });
+        guard.insert(id, task.abort_handle());
+        drop(guard);
+        let map = c.pending.clone();
+        runtime().spawn(async move {
+            let _ = task.await;
+            map.lock().expect("not poisoned").remove(&id);
+        });
+        // SAFETY: forwarded contract.
+        unsafe { put(out_request, id) }
+    })
+}
+
+/// Stops waiting for a request: a queued request is not sent, and a reply
+/// event with error code `cancelled` is delivered for it.
+///
+/// # Safety
+/// `c` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_cancel(c: *const zr_client, request: u64) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        if let Some(task) = c.pending.lock().expect("not poisoned").remove(&request) {
+            task.abort();
+            let _ = c
+                .replies
+                .try_send(reply_to_json(request, &Err(ClientError::Cancelled)));
+        }
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` for the next event and writes its JSON to
+/// `out_json`, or null when none came in time. After the `closed` event the
+/// call fails with ZR_ERR_CLOSED once every event was read.
+///
+/// # Safety
+/// `c` is a live handle; `out_json` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_next_event(
+    c: *const zr_client,
+    timeout_ms: u32,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let got = pull(c, timeout_ms, 1)?;
+        let v = got
+            .into_iter()
+            .next()
+            .map(c_string)
+            .unwrap_or(std::ptr::null_mut());
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, v) }
+    })
+}
+
+/// Like `zr_client_next_event`, but returns up to `max` events at once as a
+/// JSON array (null when none came in time), so that a high message rate
+/// costs one boundary crossing per batch.
+///
+/// # Safety
+/// As `zr_client_next_event`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_next_events(
+    c: *const zr_client,
+    timeout_ms: u32,
+    max: u32,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let got = pull(c, timeout_ms, max.max(1) as usize)?;
+        let v = if got.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            let mut s = String::with_capacity(got.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+            s.push('[');
+            for (i, e) in got.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(e);
+            }
+            s.push(']');
+            c_string(s)
+        };
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, v) }
+    })
+}
+
+fn pull(c: &zr_client, timeout_ms: u32, max: usize) -> Result<Vec<String>, Failure> {
+    runtime().block_on(async {
+        let mut rx = c.events.lock().await;
+        let mut out = Vec::new();
+        let drained = || c.ended.load(Ordering::SeqCst) && rx.is_empty();
+        if drained() {
+            return Err(Failure::from(ClientError::Closed));
+        }
+        let wait = Duration::from_millis(u64::from(timeout_ms));
+        match tokio::time::timeout(wait, rx.recv_many(&mut out, max)).await {
+            Ok(n) if n > 0 => Ok(out),
+            _ if c.ended.load(Ordering::SeqCst) && rx.is_empty() => {
+                Err(Failure::from(ClientError::Closed))
+            }
+            _ => Ok(out),
+        }
+    })
+}
+
+/// Closes the client cleanly (its session ends on the server) and waits
+/// until it has. The remaining events, ending with `closed`, can still be
+/// pulled.
+///
+/// # Safety
+/// `c` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_close(c: *const zr_client) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        runtime().block_on(c.client.close());
+        Ok(())
+    })
+}
+
+/// Closes the client if needed and frees the handle. Null is ignored.
+///
+/// # Safety
+/// `c` is null or a live handle that no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_free(c: *mut zr_client) {
+    if c.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: by contract it came from Box::into_raw here and is not shared.
+        let c = unsafe { Box::from_raw(c) };
+        runtime().block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.client.close()).await;
+        });
+        for (_, t) in c.pending.lock().expect("not poisoned").drain() {
+            t.abort();
+        }
+    }));
+}
+
+/// An embedded server handle.
+pub struct zr_server {
+    relay: Relay,
+    addr: String,
+    serve: Mutex<Option<tokio::task::JoinHandle<zerorelay::Result<()>>>>,
+}
+
+/// Starts a relay from a configuration (JSON with the same sections and
+/// keys as the TOML file; null for the defaults) on `server.listen` (use
+/// port 0 for an ephemeral port).
+///
+/// # Safety
+/// `config_json` is null or NUL-terminated; `out` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_start(
+    config_json: *const c_char,
+    out: *mut *mut zr_server,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let config: Config = match unsafe { opt_str_arg(config_json, "config_json") }? {
+            None => Config::default(),
+            Some(j) if j.trim().is_empty() => Config::default(),
+            Some(j) => {
+                serde_json::from_str(j).map_err(|e| Failure::invalid(format!("config: {e}")))?
+            }
+        };
+        let (relay, addr, serve) = runtime().block_on(async {
+            let relay = Relay::builder(config).build()?;
+            let addr = relay.config().listen_addr()?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                zerorelay::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ))
+            })?;
+            let bound = listener.local_addr()?;
+            let serve = tokio::spawn(relay.clone().serve(listener));
+            Ok::<_, zerorelay::Error>((relay, bound.to_string(), serve))
+        })?;
+        let s = Box::new(zr_server {
+            relay,
+            addr,
+            serve: Mutex::new(Some(serve)),
+        });
+        // SAFETY: forwarded contract.
+        unsafe { put(out, Box::into_raw(s)) }
+    })
+}
+
+/// # Safety
+/// `s` is null or a live handle.
+unsafe fn server_ref<'a>(s: *const zr_server) -> Result<&'a zr_server, Failure> {
+    // SAFETY: null or live by contract.
+    unsafe { s.as_ref() }.ok_or_else(|| Failure::invalid("server is null"))
+}
+
+/// The bound address, `host:port`.
+///
+/// # Safety
+/// `s` is a live handle; `out` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_address(
+    s: *const zr_server,
+    out: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, c_string(s.addr.clone())) }
+    })
+}
+
+/// Publishes JSON `data_json` to a group; writes the number of sessions
+/// reached to `out_count` (may be null).
+///
+/// # Safety
+/// `s` is a live handle; strings are NUL-terminated; `out_count` is null or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_publish(
+    s: *const zr_server,
+    group: *const c_char,
+    data_json: *const c_char,
+    out_count: *mut u64,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, group, data) = unsafe {
+            (
+                server_ref(s)?,
+                str_arg(group, "group")?,
+                str_arg(data_json, "data_json")?,
+            )
+        };
+        let n = s.relay.publish(group, &json_arg(data, "data_json")?)?;
+        write_count(out_count, n)
+    })
+}
+
+/// Sends JSON `data_json` to every session of a user (`not_found` when
+/// none); writes the number of sessions reached to `out_count` (may be null).
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_send_to_user(
+    s: *const zr_server,
+    user: *const c_char,
+    data_json: *const c_char,
+    out_count: *mut u64,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, user, data) = unsafe {
+            (
+                server_ref(s)?,
+                str_arg(user, "user")?,
+                str_arg(data_json, "data_json")?,
+            )
+        };
+        let n = s.relay.send_to_user(user, &json_arg(data, "data_json")?)?;
+        write_count(out_count, n)
+    })
+}
+
+/// Sends JSON `data_json` to one session (`not_found` when it does not exist).
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_send_to_session(
+    s: *const zr_server,
+    session: *const c_char,
+    data_json: *const c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, session, data) = unsafe {
+            (
+                server_ref(s)?,
+                str_arg(session, "session")?,
+                str_arg(data_json, "data_json")?,
+            )
+        };
+        s.relay
+            .send_to_session(session, &json_arg(data, "data_json")?)?;
+        Ok(())
+    })
+}
+
+/// Broadcasts JSON `data_json` to every session; writes the number reached
+/// to `out_count` (may be null).
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_broadcast(
+    s: *const zr_server,
+    data_json: *const c_char,
+    out_count: *mut u64,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, data) = unsafe { (server_ref(s)?, str_arg(data_json, "data_json")?) };
+        let n = s.relay.broadcast(&json_arg(data, "data_json")?)?;
+        write_count(out_count, n)
+    })
+}
+
+fn write_count(out: *mut u64, n: usize) -> Result<(), Failure> {
+    if !out.is_null() {
+        // SAFETY: non-null and valid for a write by the caller's contract.
+        unsafe { out.write(n as u64) };
+    }
+    Ok(())
+}
+
+/// Ends a session (its client gets close code 4005 and cannot resume).
+/// `out_existed` (may be null) tells whether it existed.
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_disconnect(
+    s: *const zr_server,
+    session: *const c_char,
+    out_existed: *mut bool,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
+        let existed = s.relay.disconnect(session);
+        if !out_existed.is_null() {
+            // SAFETY: non-null and valid by contract.
+            unsafe { out_existed.write(existed) };
+        }
+        Ok(())
+    })
+}
+
+/// Drops a session's connection as a network failure would (the client
+/// reconnects and resumes). `out_existed` (may be null) tells whether a
+/// connection was attached.
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_drop_connection(
+    s: *const zr_server,
+    session: *const c_char,
+    out_existed: *mut bool,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
+        let existed = s.relay.drop_connection(session);
+        if !out_existed.is_null() {
+            // SAFETY: non-null and valid by contract.
+            unsafe { out_existed.write(existed) };
+        }
+        Ok(())
+    })
+}
+
+/// The sessions as a JSON array of `{id,user,connected,groups,last_seq,unacked}`.
+///
+/// # Safety
+/// `s` is a live handle; `out_json` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_sessions(
+    s: *const zr_server,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        let j = serde_json::to_string(&s.relay.sessions()).expect("sessions are JSON");
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, c_string(j)) }
+    })
+}
+
+/// The groups as a JSON array of `{name,members}`.
+///
+/// # Safety
+/// As `zr_server_sessions`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_groups(
+    s: *const zr_server,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        let j = serde_json::to_string(&s.relay.groups()).expect("groups are JSON");
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, c_string(j)) }
+    })
+}
+
+/// Graceful shutdown: stops accepting, closes clients with 1001, waits.
+///
+/// # Safety
+/// `s` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_stop(s: *const zr_server) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        let serve = s.serve.lock().expect("not poisoned").take();
+        runtime().block_on(async {
+            s.relay.shutdown().await;
+            if let Some(t) = serve {
+                let _ = t.await;
+            }
+        });
+        Ok(())
+    })
+}
+
+/// Stops the server if needed and frees the handle. Null is ignored.
+///
+/// # Safety
+/// `s` is null or a live handle that no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_free(s: *mut zr_server) {
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    let _ = unsafe { zr_server_stop(s) };
+    // SAFETY: by contract it came from Box::into_raw here and is not shared.
+    drop(unsafe { Box::from_raw(s) });
+}

@@ -1,0 +1,183 @@
+//! The C ABI called from Rust, for the cases a C program checks less easily.
+
+use std::ffi::{CStr, CString};
+use std::ptr::null_mut;
+
+use zerorelay_c::*;
+
+fn s(v: &str) -> CString {
+    CString::new(v).unwrap()
+}
+
+unsafe fn take(p: *mut std::ffi::c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let v = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
+    unsafe { zr_string_free(p) };
+    Some(v)
+}
+
+fn last_code() -> String {
+    unsafe { CStr::from_ptr(zr_last_error_code()) }
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn after_close_the_event_stream_ends() {
+    unsafe {
+        let mut server = null_mut();
+        assert_eq!(
+            zr_server_start(
+                s(r#"{"server":{"listen":"127.0.0.1:0"}}"#).as_ptr(),
+                &mut server
+            ),
+            zr_status::ZR_OK
+        );
+        let mut addr = null_mut();
+        zr_server_address(server, &mut addr);
+        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let mut c = null_mut();
+        assert_eq!(
+            zr_client_connect(url.as_ptr(), s(r#"{"user":"a"}"#).as_ptr(), &mut c),
+            zr_status::ZR_OK
+        );
+        let mut id = 0;
+        let mut c2 = null_mut();
+        assert_eq!(
+            zr_client_connect(url.as_ptr(), s(r#"{"user":"b"}"#).as_ptr(), &mut c2),
+            zr_status::ZR_OK
+        );
+        assert_eq!(
+            zr_client_submit(c2, s(r#"{"type":"join","group":"room"}"#).as_ptr(), &mut id),
+            zr_status::ZR_OK
+        );
+        assert_eq!(
+            zr_client_submit(
+                c,
+                s(r#"{"type":"publish","group":"room","data":1}"#).as_ptr(),
+                &mut id
+            ),
+            zr_status::ZR_OK
+        );
+        assert_eq!(
+            zr_client_submit(
+                c,
+                s(r#"{"type":"send","to":"ghost","data":1}"#).as_ptr(),
+                &mut id
+            ),
+            zr_status::ZR_OK
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(zr_client_close(c), zr_status::ZR_OK);
+        let mut seen = vec![];
+        let mut end = zr_status::ZR_OK;
+        for _ in 0..100 {
+            let mut e = null_mut();
+            end = zr_client_next_event(c, 20, &mut e);
+            if end != zr_status::ZR_OK {
+                break;
+            }
+            if let Some(e) = take(e) {
+                seen.push(e);
+            }
+        }
+        assert_eq!(end, zr_status::ZR_ERR_CLOSED, "{seen:?}");
+        assert_eq!(last_code(), "closed");
+        assert!(
+            seen.iter().any(|e| e.contains(r#""type":"closed""#)),
+            "{seen:?}"
+        );
+        zr_client_free(c);
+        zr_server_free(server);
+    }
+}
+
+#[test]
+fn cancel_reports_a_cancelled_reply_and_the_request_is_not_sent() {
+    unsafe {
+        // A client that never connects: requests wait in the offline queue.
+        let mut c = null_mut();
+        let opts = s(r#"{"user":"a","reconnect":{"base_ms":1000,"cap_ms":1000}}"#);
+        assert_eq!(
+            zr_client_start(s("ws://127.0.0.1:9/ws").as_ptr(), opts.as_ptr(), &mut c),
+            zr_status::ZR_OK
+        );
+        let mut id = 0u64;
+        assert_eq!(
+            zr_client_submit(c, s(r#"{"type":"join","group":"g"}"#).as_ptr(), &mut id),
+            zr_status::ZR_OK
+        );
+        assert_eq!(zr_client_cancel(c, id), zr_status::ZR_OK);
+        let mut found = false;
+        for _ in 0..50 {
+            let mut batch = null_mut();
+            assert_eq!(
+                zr_client_next_events(c, 20, 16, &mut batch),
+                zr_status::ZR_OK
+            );
+            if let Some(b) = take(batch) {
+                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                found |= v.as_array().unwrap().iter().any(|e| {
+                    e["type"] == "reply" && e["request"] == id && e["error"]["code"] == "cancelled"
+                });
+            }
+            if found {
+                break;
+            }
+        }
+        assert!(found);
+        zr_client_free(c);
+    }
+}
+
+#[test]
+fn null_and_invalid_arguments_are_refused_without_crashing() {
+    unsafe {
+        let mut c = null_mut();
+        assert_eq!(
+            zr_client_connect(std::ptr::null(), std::ptr::null(), &mut c),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(last_code(), "invalid_argument");
+        assert_eq!(
+            zr_client_connect(
+                s("ws://127.0.0.1:9/ws").as_ptr(),
+                std::ptr::null(),
+                std::ptr::null_mut()
+            ),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        let bad = [0xffu8, 0];
+        assert_eq!(
+            zr_client_connect(bad.as_ptr().cast(), std::ptr::null(), &mut c),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        let mut out = null_mut();
+        assert_eq!(
+            zr_client_next_event(std::ptr::null(), 0, &mut out),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        let mut server = null_mut();
+        assert_eq!(
+            zr_server_start(
+                s(r#"{"limits":{"max_frame_bytes":1}}"#).as_ptr(),
+                &mut server
+            ),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        assert!(CStr::from_ptr(zr_last_error())
+            .to_str()
+            .unwrap()
+            .contains("limits.max_frame_bytes"));
+        assert_eq!(
+            zr_server_start(s(r#"{"server":{"nope":1}}"#).as_ptr(), &mut server),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        zr_client_free(std::ptr::null_mut());
+        zr_server_free(std::ptr::null_mut());
+        zr_string_free(std::ptr::null_mut());
+    }
+}

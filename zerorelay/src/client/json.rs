@@ -1,0 +1,161 @@
+//! The JSON shapes every binding uses to talk to the engine, defined once.
+//!
+//! - A request is a client frame without `id` (`{"type":"publish",
+//!   "group":"g","data":…}`), parsed by the protocol's own parser.
+//! - Events are [`Event`]s serialized with their `type` tag.
+//! - A finished request is `{"type":"reply","request":7,"ok":true,"data":…}`
+//!   or `{"type":"reply","request":7,"ok":false,"error":{"code":…,"message":…}}`.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::engine::{Reply, Request};
+use super::{ClientError, Event};
+use crate::protocol::client::{parse_unnumbered, ClientFrame};
+
+/// Parses a request from its JSON form.
+pub fn request_from_json(json: &str) -> Result<Request, ClientError> {
+    let frame = parse_unnumbered(json)
+        .map_err(|e| ClientError::InvalidArgument(e.error.message.into_owned()))?;
+    let owned = |d: &RawValue| d.to_owned();
+    Ok(match frame {
+        ClientFrame::Send { target, data, .. } => Request::Send {
+            target,
+            data: owned(data),
+        },
+        ClientFrame::Publish {
+            group, data, echo, ..
+        } => Request::Publish {
+            group,
+            data: owned(data),
+            echo,
+        },
+        ClientFrame::Broadcast { data, echo, .. } => Request::Broadcast {
+            data: owned(data),
+            echo,
+        },
+        ClientFrame::Join { group, .. } => Request::Join { group },
+        ClientFrame::Leave { group, .. } => Request::Leave { group },
+        ClientFrame::Rpc { method, data, .. } => Request::Rpc {
+            method,
+            data: data.map(owned),
+        },
+        other => {
+            return Err(ClientError::InvalidArgument(format!(
+                "`{}` is not a request an application makes (the engine sends it itself)",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+/// An event as JSON.
+pub fn event_to_json(e: &Event) -> String {
+    serde_json::to_string(e).expect("events are JSON")
+}
+
+/// The error part of a reply.
+#[derive(Serialize)]
+pub struct ErrorJson<'a> {
+    /// Stable code (protocol or client-side).
+    pub code: &'a str,
+    /// Message.
+    pub message: String,
+}
+
+/// A finished request as JSON.
+pub fn reply_to_json(request: u64, result: &Result<Reply, ClientError>) -> String {
+    #[derive(Serialize)]
+    struct ReplyJson<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        request: u64,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorJson<'a>>,
+    }
+    let (data, error) = match result {
+        Ok(Reply::Ok) => (None, None),
+        Ok(Reply::Result(d)) => (Some(&**d), None),
+        Err(e) => (
+            None,
+            Some(ErrorJson {
+                code: e.code(),
+                message: match e {
+                    ClientError::Server { message, .. } => message.clone(),
+                    other => other.to_string(),
+                },
+            }),
+        ),
+    };
+    serde_json::to_string(&ReplyJson {
+        ty: "reply",
+        request,
+        ok: result.is_ok(),
+        data,
+        error,
+    })
+    .expect("replies are JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn requests_parse_from_frames_without_id() {
+        assert!(matches!(
+            request_from_json(r#"{"type":"publish","group":"g","data":[1],"echo":true}"#),
+            Ok(Request::Publish { echo: true, .. })
+        ));
+        assert!(matches!(
+            request_from_json(r#"{"type":"rpc","method":"m","data":{"a":1}}"#),
+            Ok(Request::Rpc { .. })
+        ));
+        assert!(matches!(
+            request_from_json(r#"{"type":"join","id":1,"group":"g"}"#),
+            Err(ClientError::InvalidArgument(m)) if m.contains("must not carry an `id`")
+        ));
+    }
+
+    #[test]
+    fn frames_the_engine_owns_are_refused() {
+        for f in [
+            r#"{"type":"ack","seq":1}"#,
+            r#"{"type":"hello","v":1}"#,
+            r#"{"type":"ping"}"#,
+        ] {
+            assert!(
+                matches!(request_from_json(f), Err(ClientError::InvalidArgument(_))),
+                "{f}"
+            );
+        }
+        assert!(matches!(
+            request_from_json("nope"),
+            Err(ClientError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn replies_carry_data_or_a_coded_error() {
+        let ok = reply_to_json(
+            3,
+            &Ok(Reply::Result(RawValue::from_string("[1]".into()).unwrap())),
+        );
+        assert_eq!(ok, r#"{"type":"reply","request":3,"ok":true,"data":[1]}"#);
+        let err = reply_to_json(
+            4,
+            &Err(ClientError::Server {
+                code: ErrorCode::NotFound,
+                message: "no".into(),
+            }),
+        );
+        assert_eq!(
+            err,
+            r#"{"type":"reply","request":4,"ok":false,"error":{"code":"not_found","message":"no"}}"#
+        );
+    }
+}
