@@ -137,3 +137,14 @@ fn error_and_close_code_tables_match_the_implementation() {
         .collect();
     assert_eq!(listed, ours);
 }
+
+#[cfg(feature = "client")]
+#[test]
+fn client_side_codes_match_the_table_every_sdk_reads() {
+    let v = load("codes.json");
+    let listed: Vec<&str> = cases(&v, "client_codes")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, zerorelay::client::ClientError::CLIENT_CODES);
+}

@@ -92,6 +92,67 @@ enum zr_status zr_client_connect(const char *url, const char *options_json, stru
 // As `zr_client_connect`.
 enum zr_status zr_client_start(const char *url, const char *options_json, struct zr_client **out);
 
+// Joins a group (re-joined automatically if the session is lost). The
+// answer arrives as a `reply` event for the number written to `out_request`.
+//
+// # Safety
+// `c` is a live handle; `group` is NUL-terminated; `out_request` is valid
+// for a write.
+enum zr_status zr_client_join(const struct zr_client *c, const char *group, uint64_t *out_request);
+
+// Leaves a group.
+//
+// # Safety
+// As `zr_client_join`.
+enum zr_status zr_client_leave(const struct zr_client *c, const char *group, uint64_t *out_request);
+
+// Publishes JSON `data_json` to a group (to ourselves too when `echo`).
+//
+// # Safety
+// As `zr_client_join`; `data_json` is NUL-terminated.
+enum zr_status zr_client_publish(const struct zr_client *c,
+                                 const char *group,
+                                 const char *data_json,
+                                 bool echo,
+                                 uint64_t *out_request);
+
+// Broadcasts JSON `data_json` to every session (to ourselves too when `echo`).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_broadcast(const struct zr_client *c,
+                                   const char *data_json,
+                                   bool echo,
+                                   uint64_t *out_request);
+
+// Sends JSON `data_json` to every session of `user` (but this one).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_send_to_user(const struct zr_client *c,
+                                      const char *user,
+                                      const char *data_json,
+                                      uint64_t *out_request);
+
+// Sends JSON `data_json` to one session.
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_send_to_session(const struct zr_client *c,
+                                         const char *session,
+                                         const char *data_json,
+                                         uint64_t *out_request);
+
+// Calls a host method with JSON `arg_json` (may be null); the `reply`
+// event carries the result in `data`.
+//
+// # Safety
+// As `zr_client_publish`; `arg_json` may be null.
+enum zr_status zr_client_rpc(const struct zr_client *c,
+                             const char *method,
+                             const char *arg_json,
+                             uint64_t *out_request);
+
 // Submits a request (a client frame without `id`, e.g.
 // `{"type":"publish","group":"g","data":1}`). Its answer arrives as an
 // event `{"type":"reply","request":N,…}` with the number written to
@@ -240,6 +301,22 @@ enum zr_status zr_server_stop(const struct zr_server *s);
 // # Safety
 // `s` is null or a live handle that no other thread is using.
 void zr_server_free(struct zr_server *s);
+
+// Starts collecting the core's log records at `level` (`error`, `warn`,
+// `info`, `debug`, `trace`, or a filter such as `zerorelay=debug`). Only
+// the first call in a process takes effect.
+//
+// # Safety
+// `level` is a NUL-terminated string.
+enum zr_status zr_log_init(const char *level);
+
+// Waits up to `timeout_ms` for log records and writes up to `max` of them
+// as a JSON array of `{level,target,message,fields}` to `out_json` (null
+// when none came in time).
+//
+// # Safety
+// `out_json` is valid for a write.
+enum zr_status zr_logs_next(uint32_t timeout_ms, uint32_t max, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -17,7 +17,8 @@ use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use zerorelay::client::json::{event_to_json, reply_to_json, request_from_json};
-use zerorelay::client::{Client, ClientError, ClientOptions, Event};
+use zerorelay::client::{Client, ClientError, ClientOptions, Event, Request};
+use zerorelay::protocol::Target;
 use zerorelay::{Config, Relay};
 
 /// The ABI version; `zr_abi_version()` returns it. A binding compiled
@@ -220,6 +221,9 @@ pub unsafe extern "C" fn zr_string_free(s: *mut c_char) {
     }
 }
 
+mod logs;
+pub use logs::{zr_log_init, zr_logs_next};
+
 /// Capacity of a client's pulled-event queue.
 const EVENT_QUEUE: usize = 8192;
 
@@ -323,6 +327,202 @@ unsafe fn client_ref<'a>(c: *const zr_client) -> Result<&'a zr_client, Failure> 
     unsafe { c.as_ref() }.ok_or_else(|| Failure::invalid("client is null"))
 }
 
+fn submit(c: &zr_client, req: Request) -> Result<u64, Failure> {
+    let id = c.next_request.fetch_add(1, Ordering::Relaxed);
+    let pending = runtime().block_on(c.client.submit(req))?;
+    let replies = c.replies.clone();
+    let map = c.pending.clone();
+    let mut guard = map.lock().expect("not poisoned");
+    let task = runtime().spawn(async move {
+        let r = pending.await;
+        let _ = replies.send(reply_to_json(id, &r)).await;
+    });
+    guard.insert(id, task.abort_handle());
+    drop(guard);
+    let map = c.pending.clone();
+    runtime().spawn(async move {
+        let _ = task.await;
+        map.lock().expect("not poisoned").remove(&id);
+    });
+    Ok(id)
+}
+
+/// # Safety
+/// `c` is a live handle, `out_request` valid for a write.
+unsafe fn submit_to(
+    c: *const zr_client,
+    out_request: *mut u64,
+    req: impl FnOnce() -> Result<Request, Failure>,
+) -> zr_status {
+    ffi(|| {
+        if out_request.is_null() {
+            return Err(Failure::invalid("out_request is null"));
+        }
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let id = submit(c, req()?)?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out_request, id) }
+    })
+}
+
+/// Joins a group (re-joined automatically if the session is lost). The
+/// answer arrives as a `reply` event for the number written to `out_request`.
+///
+/// # Safety
+/// `c` is a live handle; `group` is NUL-terminated; `out_request` is valid
+/// for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_join(
+    c: *const zr_client,
+    group: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Join {
+                group: str_arg(group, "group")?.to_owned(),
+            })
+        })
+    }
+}
+
+/// Leaves a group.
+///
+/// # Safety
+/// As `zr_client_join`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_leave(
+    c: *const zr_client,
+    group: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Leave {
+                group: str_arg(group, "group")?.to_owned(),
+            })
+        })
+    }
+}
+
+/// Publishes JSON `data_json` to a group (to ourselves too when `echo`).
+///
+/// # Safety
+/// As `zr_client_join`; `data_json` is NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_publish(
+    c: *const zr_client,
+    group: *const c_char,
+    data_json: *const c_char,
+    echo: bool,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Publish {
+                group: str_arg(group, "group")?.to_owned(),
+                data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
+                echo,
+            })
+        })
+    }
+}
+
+/// Broadcasts JSON `data_json` to every session (to ourselves too when `echo`).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_broadcast(
+    c: *const zr_client,
+    data_json: *const c_char,
+    echo: bool,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Broadcast {
+                data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
+                echo,
+            })
+        })
+    }
+}
+
+/// Sends JSON `data_json` to every session of `user` (but this one).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_send_to_user(
+    c: *const zr_client,
+    user: *const c_char,
+    data_json: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Send {
+                target: Target::User(str_arg(user, "user")?.to_owned()),
+                data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
+            })
+        })
+    }
+}
+
+/// Sends JSON `data_json` to one session.
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_send_to_session(
+    c: *const zr_client,
+    session: *const c_char,
+    data_json: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Send {
+                target: Target::Session(str_arg(session, "session")?.to_owned()),
+                data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
+            })
+        })
+    }
+}
+
+/// Calls a host method with JSON `arg_json` (may be null); the `reply`
+/// event carries the result in `data`.
+///
+/// # Safety
+/// As `zr_client_publish`; `arg_json` may be null.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_rpc(
+    c: *const zr_client,
+    method: *const c_char,
+    arg_json: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Rpc {
+                method: str_arg(method, "method")?.to_owned(),
+                data: opt_str_arg(arg_json, "arg_json")?
+                    .map(|a| json_arg(a, "arg_json"))
+                    .transpose()?,
+            })
+        })
+    }
+}
+
 /// Submits a request (a client frame without `id`, e.g.
 /// `{"type":"publish","group":"g","data":1}`). Its answer arrives as an
 /// event `{"type":"reply","request":N,…}` with the number written to
@@ -342,22 +542,7 @@ pub unsafe extern "C" fn zr_client_submit(
         let c = unsafe { client_ref(c) }?;
         // SAFETY: forwarded contract.
         let req = request_from_json(unsafe { str_arg(request_json, "request_json") }?)?;
-        let id = c.next_request.fetch_add(1, Ordering::Relaxed);
-        let pending = runtime().block_on(c.client.submit(req))?;
-        let replies = c.replies.clone();
-        let map = c.pending.clone();
-        let mut guard = map.lock().expect("not poisoned");
-        let task = runtime().spawn(async move {
-            let r = pending.await;
-            let _ = replies.send(reply_to_json(id, &r)).await;
-        });
-        guard.insert(id, task.abort_handle());
-        drop(guard);
-        let map = c.pending.clone();
-        runtime().spawn(async move {
-            let _ = task.await;
-            map.lock().expect("not poisoned").remove(&id);
-        });
+        let id = submit(c, req)?;
         // SAFETY: forwarded contract.
         unsafe { put(out_request, id) }
     })

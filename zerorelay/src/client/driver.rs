@@ -525,13 +525,37 @@ impl Driver {
                 }
                 Output::Event(e) => {
                     match &e {
-                        Event::Connected { session, .. } => {
+                        Event::Connected {
+                            session, resumed, ..
+                        } => {
+                            tracing::info!(url = %self.url, session, resumed, "The client is connected.");
                             self.status.send_replace(Status::Connected(session.clone()));
                         }
-                        Event::Disconnected { .. } => {
+                        Event::Disconnected {
+                            code,
+                            reason,
+                            will_retry,
+                        } => {
+                            tracing::info!(url = %self.url, ?code, reason, will_retry, "The client was disconnected.");
                             self.status.send_replace(Status::Connecting);
                         }
+                        Event::Reconnecting { attempt, delay_ms } => {
+                            tracing::debug!(url = %self.url, attempt, delay_ms, "The client will reconnect.");
+                        }
+                        Event::Loss {
+                            from_seq,
+                            to_seq,
+                            reason,
+                        } => {
+                            tracing::warn!(
+                                from_seq,
+                                to_seq,
+                                reason,
+                                "The server dropped messages for this client."
+                            );
+                        }
                         Event::Closed { reason } => {
+                            tracing::info!(url = %self.url, reason, "The client is closed.");
                             self.status.send_replace(Status::Closed(reason.clone()));
                         }
                         _ => {}

@@ -1,0 +1,497 @@
+package zerorelay
+
+/*
+#include <stdlib.h>
+#include "zerorelay.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Message is a delivered message. Each arrives exactly once, in order.
+type Message struct {
+	Seq         uint64          `json:"seq"`
+	Kind        string          `json:"kind"` // "direct", "group" or "broadcast"
+	From        string          `json:"from"` // empty for anonymous senders and the host
+	FromSession string          `json:"from_session"`
+	Group       string          `json:"group"`
+	Data        json.RawMessage `json:"data"`
+	TS          int64           `json:"ts"` // server time, Unix milliseconds
+}
+
+// Decode unmarshals the payload into v.
+func (m Message) Decode(v any) error { return json.Unmarshal(m.Data, v) }
+
+// Time is when the server routed the message.
+func (m Message) Time() time.Time { return time.UnixMilli(m.TS) }
+
+// Event is a lifecycle event: connected, disconnected, reconnecting, loss,
+// error, rejoined or closed.
+type Event struct {
+	Type        string        // the event type
+	Session     string        // connected
+	User        string        // connected
+	Resumed     bool          // connected
+	LostSession string        // connected, when the server could not resume
+	CloseCode   int           // disconnected (0 when none)
+	Reason      string        // disconnected, closed
+	WillRetry   bool          // disconnected
+	Attempt     int           // reconnecting
+	Delay       time.Duration // reconnecting
+	FromSeq     uint64        // loss
+	ToSeq       uint64        // loss
+	ErrorCode   string        // error
+	Message     string        // error
+	Groups      []string      // rejoined
+}
+
+type wireEvent struct {
+	Type        string          `json:"type"`
+	Session     string          `json:"session"`
+	User        *string         `json:"user"`
+	Resumed     bool            `json:"resumed"`
+	LostSession *string         `json:"lost_session"`
+	Code        json.RawMessage `json:"code"`
+	Reason      string          `json:"reason"`
+	WillRetry   bool            `json:"will_retry"`
+	Attempt     int             `json:"attempt"`
+	DelayMS     int64           `json:"delay_ms"`
+	FromSeq     uint64          `json:"from_seq"`
+	ToSeq       uint64          `json:"to_seq"`
+	Message     string          `json:"message"`
+	Groups      []string        `json:"groups"`
+	// reply
+	Request uint64          `json:"request"`
+	OK      bool            `json:"ok"`
+	Data    json.RawMessage `json:"data"`
+	Error   *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+type result struct {
+	data json.RawMessage
+	err  error
+}
+
+// Client is a connection to a relay that reconnects, resumes and queues by
+// itself. Its methods are safe for concurrent use.
+type Client struct {
+	hmu      sync.RWMutex // held (read) by every call that uses h; Close frees under the write lock
+	freed    bool
+	h        *C.zr_client
+	messages chan Message
+	events   chan Event
+	logger   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[uint64]chan result
+	early   map[uint64]result // replies that beat their registration
+
+	connected   chan struct{}
+	connectOnce sync.Once
+	done        chan struct{} // closed when the event pump has stopped
+	closeOnce   sync.Once
+	closeErr    error
+	lastErr     *Error // the last error event, for Dial's failure
+	reason      string
+}
+
+// Dial connects to a relay (ws:// or wss://) and waits until the server
+// welcomes the client, the connect timeout passes, or ctx ends.
+func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	native, err := json.Marshal(o.native)
+	if err != nil {
+		return nil, &Error{Code: "invalid_argument", Message: err.Error()}
+	}
+	curl, cnative := cstr(url), cstr(string(native))
+	defer free(curl)
+	defer free(cnative)
+	var h *C.zr_client
+	if err := call(func() C.zr_status { return C.zr_status(C.zr_client_start(curl, cnative, &h)) }); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		h:         h,
+		messages:  make(chan Message, o.messageBuffer),
+		events:    make(chan Event, 256),
+		logger:    o.logger,
+		pending:   map[uint64]chan result{},
+		early:     map[uint64]result{},
+		connected: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if c.logger == nil {
+		c.logger = slog.New(discard{})
+	} else {
+		forwardCoreLogs(c.logger)
+	}
+	go c.pump()
+	timer := time.NewTimer(o.connectWait)
+	defer timer.Stop()
+	select {
+	case <-c.connected:
+		return c, nil
+	case <-c.done:
+		c.Close()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.lastErr != nil {
+			return nil, c.lastErr
+		}
+		return nil, &Error{Code: "connection", Message: c.reason}
+	case <-timer.C:
+		c.Close()
+		return nil, &Error{Code: "connection", Message: fmt.Sprintf("not connected within %s", o.connectWait)}
+	case <-ctx.Done():
+		c.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// Messages delivers each message once, in order. It is closed after Close.
+func (c *Client) Messages() <-chan Message { return c.messages }
+
+// Events delivers lifecycle events. It is a best-effort feed: when its
+// buffer is full, events are dropped (they are always logged).
+func (c *Client) Events() <-chan Event { return c.events }
+
+// pump pulls event batches through the C ABI and dispatches them. It is the
+// only goroutine reading the library's events; no callback ever enters Go.
+func (c *Client) pump() {
+	defer close(c.done)
+	defer close(c.messages)
+	defer close(c.events)
+	for {
+		var out *C.char
+		st := C.zr_client_next_events(c.h, 250, 512, &out)
+		if st == C.ZR_ERR_CLOSED {
+			c.failPending(ErrClosed)
+			return
+		}
+		if st != C.ZR_OK {
+			c.logger.Error("zerorelay: pulling events failed", "status", int(st))
+			c.failPending(ErrClosed)
+			return
+		}
+		batch, ok := takeString(out)
+		if !ok {
+			continue
+		}
+		var events []json.RawMessage
+		if err := json.Unmarshal([]byte(batch), &events); err != nil {
+			c.logger.Error("zerorelay: undecodable event batch", "error", err)
+			continue
+		}
+		for _, raw := range events {
+			c.dispatchRaw(raw)
+		}
+	}
+}
+
+type wireMessage struct {
+	Seq         uint64          `json:"seq"`
+	Kind        string          `json:"kind"`
+	From        *string         `json:"from"`
+	FromSession *string         `json:"from_session"`
+	Group       *string         `json:"group"`
+	Data        json.RawMessage `json:"data"`
+	TS          int64           `json:"ts"`
+}
+
+func (c *Client) dispatchRaw(raw json.RawMessage) {
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		c.logger.Error("zerorelay: undecodable event", "error", err)
+		return
+	}
+	if head.Type == "message" {
+		var w wireMessage
+		if err := json.Unmarshal(raw, &w); err != nil {
+			c.logger.Error("zerorelay: undecodable message", "error", err)
+			return
+		}
+		m := Message{Seq: w.Seq, Kind: w.Kind, Data: w.Data, TS: w.TS}
+		if w.From != nil {
+			m.From = *w.From
+		}
+		if w.FromSession != nil {
+			m.FromSession = *w.FromSession
+		}
+		if w.Group != nil {
+			m.Group = *w.Group
+		}
+		c.messages <- m
+		return
+	}
+	var e wireEvent
+	if err := json.Unmarshal(raw, &e); err != nil {
+		c.logger.Error("zerorelay: undecodable event", "error", err)
+		return
+	}
+	c.dispatch(&e)
+}
+
+func (c *Client) dispatch(e *wireEvent) {
+	switch e.Type {
+	case "reply":
+		r := result{data: e.Data}
+		if !e.OK && e.Error != nil {
+			r.err = errorFromCode(e.Error.Code, e.Error.Message)
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[e.Request]
+		if ok {
+			delete(c.pending, e.Request)
+		} else {
+			c.early[e.Request] = r
+		}
+		c.mu.Unlock()
+		if ok {
+			ch <- r
+		}
+		return
+	}
+	ev := Event{
+		Type: e.Type, Session: e.Session, Resumed: e.Resumed, Reason: e.Reason,
+		WillRetry: e.WillRetry, Attempt: e.Attempt, Delay: time.Duration(e.DelayMS) * time.Millisecond,
+		FromSeq: e.FromSeq, ToSeq: e.ToSeq, Message: e.Message, Groups: e.Groups,
+	}
+	if e.User != nil {
+		ev.User = *e.User
+	}
+	if e.LostSession != nil {
+		ev.LostSession = *e.LostSession
+	}
+	switch e.Type {
+	case "connected":
+		c.logger.Info("zerorelay: connected", "session", ev.Session, "resumed", ev.Resumed)
+		c.connectOnce.Do(func() { close(c.connected) })
+	case "disconnected":
+		_ = json.Unmarshal(e.Code, &ev.CloseCode)
+		c.logger.Info("zerorelay: disconnected", "code", ev.CloseCode, "reason", ev.Reason, "will_retry", ev.WillRetry)
+		c.mu.Lock()
+		c.reason = ev.Reason
+		c.mu.Unlock()
+	case "reconnecting":
+		c.logger.Debug("zerorelay: reconnecting", "attempt", ev.Attempt, "delay", ev.Delay)
+	case "loss":
+		c.logger.Warn("zerorelay: messages lost", "from_seq", ev.FromSeq, "to_seq", ev.ToSeq, "reason", ev.Reason)
+	case "error":
+		_ = json.Unmarshal(e.Code, &ev.ErrorCode)
+		c.logger.Warn("zerorelay: error", "code", ev.ErrorCode, "message", ev.Message)
+		c.mu.Lock()
+		c.lastErr = &Error{Code: ev.ErrorCode, Message: ev.Message}
+		c.mu.Unlock()
+	case "rejoined":
+		c.logger.Info("zerorelay: rejoined groups", "groups", ev.Groups)
+	case "closed":
+		c.logger.Info("zerorelay: closed", "reason", ev.Reason)
+		c.mu.Lock()
+		c.reason = ev.Reason
+		c.mu.Unlock()
+	}
+	select {
+	case c.events <- ev:
+	default:
+	}
+}
+
+func (c *Client) failPending(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, ch := range c.pending {
+		delete(c.pending, id)
+		ch <- result{err: err}
+	}
+}
+
+// do submits a request and waits for its answer, ctx's end, or Close.
+func (c *Client) do(ctx context.Context, submit func(out *C.uint64_t) C.zr_status) (json.RawMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.done:
+		return nil, ErrClosed
+	default:
+	}
+	var id C.uint64_t
+	c.hmu.RLock()
+	if c.freed {
+		c.hmu.RUnlock()
+		return nil, ErrClosed
+	}
+	err := call(func() C.zr_status { return submit(&id) })
+	c.hmu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan result, 1)
+	c.mu.Lock()
+	if r, ok := c.early[uint64(id)]; ok {
+		delete(c.early, uint64(id))
+		c.mu.Unlock()
+		return r.data, r.err
+	}
+	c.pending[uint64(id)] = ch
+	c.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.data, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, uint64(id))
+		c.mu.Unlock()
+		c.hmu.RLock()
+		if !c.freed {
+			C.zr_client_cancel(c.h, id)
+		}
+		c.hmu.RUnlock()
+		return nil, ctx.Err()
+	}
+}
+
+func marshal(v any) (*C.char, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, &Error{Code: "invalid_argument", Message: "data is not JSON-serializable: " + err.Error()}
+	}
+	return cstr(string(b)), nil
+}
+
+// Join joins a group; it is re-joined automatically if the session is lost.
+func (c *Client) Join(ctx context.Context, group string) error {
+	g := cstr(group)
+	defer free(g)
+	_, err := c.do(ctx, func(out *C.uint64_t) C.zr_status { return C.zr_status(C.zr_client_join(c.h, g, out)) })
+	return err
+}
+
+// Leave leaves a group.
+func (c *Client) Leave(ctx context.Context, group string) error {
+	g := cstr(group)
+	defer free(g)
+	_, err := c.do(ctx, func(out *C.uint64_t) C.zr_status { return C.zr_status(C.zr_client_leave(c.h, g, out)) })
+	return err
+}
+
+// Publish sends data (any JSON-serializable value) to a group's members.
+func (c *Client) Publish(ctx context.Context, group string, data any) error {
+	return c.publish(ctx, group, data, false)
+}
+
+// PublishEcho is Publish, delivering to this client too.
+func (c *Client) PublishEcho(ctx context.Context, group string, data any) error {
+	return c.publish(ctx, group, data, true)
+}
+
+func (c *Client) publish(ctx context.Context, group string, data any, echo bool) error {
+	d, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	defer free(d)
+	g := cstr(group)
+	defer free(g)
+	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_publish(c.h, g, d, C.bool(echo), out))
+	})
+	return err
+}
+
+// Broadcast sends data to every session but this one.
+func (c *Client) Broadcast(ctx context.Context, data any) error {
+	d, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	defer free(d)
+	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_broadcast(c.h, d, C.bool(false), out))
+	})
+	return err
+}
+
+// SendToUser sends data to every session of a user (but this one).
+func (c *Client) SendToUser(ctx context.Context, user string, data any) error {
+	d, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	defer free(d)
+	u := cstr(user)
+	defer free(u)
+	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_send_to_user(c.h, u, d, out))
+	})
+	return err
+}
+
+// SendToSession sends data to one session.
+func (c *Client) SendToSession(ctx context.Context, session string, data any) error {
+	d, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	defer free(d)
+	s := cstr(session)
+	defer free(s)
+	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_send_to_session(c.h, s, d, out))
+	})
+	return err
+}
+
+// RPC calls a host method and returns its JSON result.
+func (c *Client) RPC(ctx context.Context, method string, arg any) (json.RawMessage, error) {
+	a, err := marshal(arg)
+	if err != nil {
+		return nil, err
+	}
+	defer free(a)
+	m := cstr(method)
+	defer free(m)
+	return c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_rpc(c.h, m, a, out))
+	})
+}
+
+// Close closes the connection cleanly (the session ends on the server),
+// stops the event pump and frees the native client. It is safe to call
+// more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = call(func() C.zr_status { return C.zr_status(C.zr_client_close(c.h)) })
+		<-c.done
+		c.hmu.Lock()
+		c.freed = true
+		C.zr_client_free(c.h)
+		c.hmu.Unlock()
+		if c.logger != nil {
+			stopCoreLogs(c.logger)
+		}
+	})
+	return c.closeErr
+}
+
+type discard struct{}
+
+func (discard) Enabled(context.Context, slog.Level) bool  { return false }
+func (discard) Handle(context.Context, slog.Record) error { return nil }
+func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discard) WithGroup(string) slog.Handler           { return d }

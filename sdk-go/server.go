@@ -1,0 +1,183 @@
+package zerorelay
+
+/*
+#include <stdlib.h>
+#include "zerorelay.h"
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+// Server is a relay embedded in this process (the same server the
+// `zerorelay` command runs).
+type Server struct {
+	mu   sync.RWMutex
+	h    *C.zr_server
+	addr string
+}
+
+// SessionInfo describes a session on an embedded server.
+type SessionInfo struct {
+	ID        string   `json:"id"`
+	User      *string  `json:"user"`
+	Connected bool     `json:"connected"`
+	Groups    []string `json:"groups"`
+	LastSeq   uint64   `json:"last_seq"`
+	Unacked   int      `json:"unacked"`
+}
+
+// GroupInfo describes a group on an embedded server.
+type GroupInfo struct {
+	Name    string `json:"name"`
+	Members int    `json:"members"`
+}
+
+// StartServer starts a relay. config is anything that marshals to the
+// configuration's JSON form (the TOML file's sections and keys), or nil for
+// the defaults; use {"server":{"listen":"127.0.0.1:0"}} for an ephemeral port.
+func StartServer(config any) (*Server, error) {
+	text := ""
+	if config != nil {
+		b, err := json.Marshal(config)
+		if err != nil {
+			return nil, &Error{Code: "invalid_argument", Message: err.Error()}
+		}
+		text = string(b)
+	}
+	c := cstr(text)
+	defer free(c)
+	s := &Server{}
+	if err := call(func() C.zr_status { return C.zr_status(C.zr_server_start(c, &s.h)) }); err != nil {
+		return nil, err
+	}
+	var out *C.char
+	if err := call(func() C.zr_status { return C.zr_status(C.zr_server_address(s.h, &out)) }); err != nil {
+		C.zr_server_free(s.h)
+		return nil, err
+	}
+	s.addr, _ = takeString(out)
+	return s, nil
+}
+
+// Addr is the bound address, host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URL is the WebSocket URL clients connect to.
+func (s *Server) URL() string { return "ws://" + s.addr + "/ws" }
+
+func (s *Server) with(f func(h *C.zr_server) C.zr_status) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return ErrClosed
+	}
+	return call(func() C.zr_status { return f(s.h) })
+}
+
+func (s *Server) withData(data any, f func(h *C.zr_server, d *C.char) C.zr_status) error {
+	d, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	defer free(d)
+	return s.with(func(h *C.zr_server) C.zr_status { return f(h, d) })
+}
+
+// Publish sends data to a group's members; it returns how many sessions it reached.
+func (s *Server) Publish(group string, data any) (int, error) {
+	g := cstr(group)
+	defer free(g)
+	var n C.uint64_t
+	err := s.withData(data, func(h *C.zr_server, d *C.char) C.zr_status {
+		return C.zr_status(C.zr_server_publish(h, g, d, &n))
+	})
+	return int(n), err
+}
+
+// SendToUser sends data to every session of a user (ErrNotFound when none).
+func (s *Server) SendToUser(user string, data any) (int, error) {
+	u := cstr(user)
+	defer free(u)
+	var n C.uint64_t
+	err := s.withData(data, func(h *C.zr_server, d *C.char) C.zr_status {
+		return C.zr_status(C.zr_server_send_to_user(h, u, d, &n))
+	})
+	return int(n), err
+}
+
+// SendToSession sends data to one session (ErrNotFound when it does not exist).
+func (s *Server) SendToSession(session string, data any) error {
+	id := cstr(session)
+	defer free(id)
+	return s.withData(data, func(h *C.zr_server, d *C.char) C.zr_status {
+		return C.zr_status(C.zr_server_send_to_session(h, id, d))
+	})
+}
+
+// Broadcast sends data to every session.
+func (s *Server) Broadcast(data any) (int, error) {
+	var n C.uint64_t
+	err := s.withData(data, func(h *C.zr_server, d *C.char) C.zr_status {
+		return C.zr_status(C.zr_server_broadcast(h, d, &n))
+	})
+	return int(n), err
+}
+
+// Disconnect ends a session (its client gets close code 4005).
+func (s *Server) Disconnect(session string) (bool, error) {
+	id := cstr(session)
+	defer free(id)
+	var existed C.bool
+	err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_disconnect(h, id, &existed)) })
+	return bool(existed), err
+}
+
+// DropConnection drops a session's connection as a network failure would;
+// the client reconnects and resumes.
+func (s *Server) DropConnection(session string) (bool, error) {
+	id := cstr(session)
+	defer free(id)
+	var existed C.bool
+	err := s.with(func(h *C.zr_server) C.zr_status {
+		return C.zr_status(C.zr_server_drop_connection(h, id, &existed))
+	})
+	return bool(existed), err
+}
+
+// Sessions lists the sessions.
+func (s *Server) Sessions() ([]SessionInfo, error) {
+	var out *C.char
+	if err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_sessions(h, &out)) }); err != nil {
+		return nil, err
+	}
+	text, _ := takeString(out)
+	var v []SessionInfo
+	return v, json.Unmarshal([]byte(text), &v)
+}
+
+// Groups lists the non-empty groups.
+func (s *Server) Groups() ([]GroupInfo, error) {
+	var out *C.char
+	if err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_groups(h, &out)) }); err != nil {
+		return nil, err
+	}
+	text, _ := takeString(out)
+	var v []GroupInfo
+	return v, json.Unmarshal([]byte(text), &v)
+}
+
+// Close shuts the server down gracefully (clients get 1001) and frees it.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return nil
+	}
+	C.zr_server_stop(s.h)
+	C.zr_server_free(s.h)
+	s.h = nil
+	return nil
+}
