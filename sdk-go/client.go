@@ -54,6 +54,12 @@ type Event struct {
 
 type wireEvent struct {
 	Type        string          `json:"type"`
+	Seq         uint64          `json:"seq"`
+	Kind        string          `json:"kind"`
+	From        *string         `json:"from"`
+	FromSession *string         `json:"from_session"`
+	Group       *string         `json:"group"`
+	TS          int64           `json:"ts"`
 	Session     string          `json:"session"`
 	User        *string         `json:"user"`
 	Resumed     bool            `json:"resumed"`
@@ -190,64 +196,32 @@ func (c *Client) pump() {
 		if !ok {
 			continue
 		}
-		var events []json.RawMessage
+		var events []wireEvent
 		if err := json.Unmarshal([]byte(batch), &events); err != nil {
 			c.logger.Error("zerorelay: undecodable event batch", "error", err)
 			continue
 		}
-		for _, raw := range events {
-			c.dispatchRaw(raw)
+		for i := range events {
+			c.dispatch(&events[i])
 		}
 	}
-}
-
-type wireMessage struct {
-	Seq         uint64          `json:"seq"`
-	Kind        string          `json:"kind"`
-	From        *string         `json:"from"`
-	FromSession *string         `json:"from_session"`
-	Group       *string         `json:"group"`
-	Data        json.RawMessage `json:"data"`
-	TS          int64           `json:"ts"`
-}
-
-func (c *Client) dispatchRaw(raw json.RawMessage) {
-	var head struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		c.logger.Error("zerorelay: undecodable event", "error", err)
-		return
-	}
-	if head.Type == "message" {
-		var w wireMessage
-		if err := json.Unmarshal(raw, &w); err != nil {
-			c.logger.Error("zerorelay: undecodable message", "error", err)
-			return
-		}
-		m := Message{Seq: w.Seq, Kind: w.Kind, Data: w.Data, TS: w.TS}
-		if w.From != nil {
-			m.From = *w.From
-		}
-		if w.FromSession != nil {
-			m.FromSession = *w.FromSession
-		}
-		if w.Group != nil {
-			m.Group = *w.Group
-		}
-		c.messages <- m
-		return
-	}
-	var e wireEvent
-	if err := json.Unmarshal(raw, &e); err != nil {
-		c.logger.Error("zerorelay: undecodable event", "error", err)
-		return
-	}
-	c.dispatch(&e)
 }
 
 func (c *Client) dispatch(e *wireEvent) {
 	switch e.Type {
+	case "message":
+		m := Message{Seq: e.Seq, Kind: e.Kind, Data: e.Data, TS: e.TS}
+		if e.From != nil {
+			m.From = *e.From
+		}
+		if e.FromSession != nil {
+			m.FromSession = *e.FromSession
+		}
+		if e.Group != nil {
+			m.Group = *e.Group
+		}
+		c.messages <- m
+		return
 	case "reply":
 		r := result{data: e.Data}
 		if !e.OK && e.Error != nil {

@@ -316,3 +316,26 @@ async fn the_session_limit_refuses_with_limit_exceeded_and_1013() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn acks_are_not_rate_limited() {
+    let mut cfg = config();
+    cfg.limits.rate_per_sec = 1;
+    cfg.limits.rate_burst = 1;
+    let s = start(cfg).await;
+    let mut a = Client::connect(&s, "alice").await;
+    for i in 1..=50 {
+        s.relay.send_to_user("alice", &i).unwrap();
+    }
+    for i in 1..=50 {
+        assert_eq!(a.message().await["seq"], i);
+        a.ack(i).await;
+    }
+    // All 50 acks were taken: nothing is left to redeliver.
+    assert_eq!(
+        a.request(json!({"type":"ping","id":1})).await["type"],
+        "pong"
+    );
+    assert_eq!(s.relay.sessions()[0].unacked, 0);
+    s.stop().await;
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
-use zerorelay::client::json::{event_to_json, reply_to_json, request_from_json};
+use zerorelay::client::json::{reply_to_json, request_from_json, write_event};
 use zerorelay::client::{Client, ClientError, ClientOptions, Event, Request};
 use zerorelay::protocol::Target;
 use zerorelay::{Config, Relay};
@@ -177,9 +177,15 @@ unsafe fn put<T>(out: *mut T, v: T) -> Result<(), Failure> {
 }
 
 fn c_string(s: String) -> *mut c_char {
-    CString::new(s.replace('\0', "\\u0000"))
-        .expect("NULs were escaped")
-        .into_raw()
+    // JSON never carries a raw NUL (it is escaped as \u0000), so this copy-free
+    // path is the usual one.
+    match CString::new(s) {
+        Ok(c) => c.into_raw(),
+        Err(e) => {
+            let s = String::from_utf8_lossy(&e.into_vec()).replace('\0', "\\u0000");
+            CString::new(s).expect("NULs were escaped").into_raw()
+        }
+    }
 }
 
 /// The ABI version of the library (compare with `ZR_ABI_VERSION`).
@@ -230,35 +236,29 @@ const EVENT_QUEUE: usize = 8192;
 /// A client handle.
 pub struct zr_client {
     client: Client,
-    /// Set when the client's event stream has ended.
-    ended: Arc<std::sync::atomic::AtomicBool>,
-    events: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    events: tokio::sync::Mutex<Pulled>,
     replies: mpsc::Sender<String>,
     next_request: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
 }
 
+/// What `zr_client_next_events` drains: the client's events and the
+/// answers to submitted requests.
+struct Pulled {
+    events: zerorelay::client::Events,
+    ended: bool,
+    replies: mpsc::Receiver<String>,
+}
+
 fn new_client(client: Client, events: zerorelay::client::Events) -> Box<zr_client> {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let fwd = tx.clone();
-    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done = ended.clone();
-    runtime().spawn(async move {
-        let mut events = events;
-        let mut batch: Vec<Event> = Vec::with_capacity(256);
-        while events.recv_many(&mut batch, 256).await > 0 {
-            for e in batch.drain(..) {
-                if fwd.send(event_to_json(&e)).await.is_err() {
-                    break;
-                }
-            }
-        }
-        done.store(true, Ordering::SeqCst);
-    });
     Box::new(zr_client {
         client,
-        ended,
-        events: tokio::sync::Mutex::new(rx),
+        events: tokio::sync::Mutex::new(Pulled {
+            events,
+            ended: false,
+            replies: rx,
+        }),
         replies: tx,
         next_request: AtomicU64::new(1),
         pending: Arc::new(Mutex::new(HashMap::new())),
@@ -583,12 +583,12 @@ pub unsafe extern "C" fn zr_client_next_event(
     ffi(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { client_ref(c) }?;
-        let got = pull(c, timeout_ms, 1)?;
-        let v = got
-            .into_iter()
-            .next()
-            .map(c_string)
-            .unwrap_or(std::ptr::null_mut());
+        let mut s = String::new();
+        let v = if pull(c, timeout_ms, 1, &mut s, "")? == 0 {
+            std::ptr::null_mut()
+        } else {
+            c_string(s)
+        };
         // SAFETY: forwarded contract.
         unsafe { put(out_json, v) }
     })
@@ -610,18 +610,10 @@ pub unsafe extern "C" fn zr_client_next_events(
     ffi(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { client_ref(c) }?;
-        let got = pull(c, timeout_ms, max.max(1) as usize)?;
-        let v = if got.is_empty() {
+        let mut s = String::from("[");
+        let v = if pull(c, timeout_ms, max.max(1) as usize, &mut s, ",")? == 0 {
             std::ptr::null_mut()
         } else {
-            let mut s = String::with_capacity(got.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
-            s.push('[');
-            for (i, e) in got.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(e);
-            }
             s.push(']');
             c_string(s)
         };
@@ -630,22 +622,66 @@ pub unsafe extern "C" fn zr_client_next_events(
     })
 }
 
-fn pull(c: &zr_client, timeout_ms: u32, max: usize) -> Result<Vec<String>, Failure> {
+/// Waits up to `timeout_ms` for events or replies, then takes up to `max`
+/// of whatever is ready, encoded as JSON objects appended to `out` with
+/// `sep` between them. Returns how many were taken.
+fn pull(
+    c: &zr_client,
+    timeout_ms: u32,
+    max: usize,
+    out: &mut String,
+    sep: &str,
+) -> Result<usize, Failure> {
     runtime().block_on(async {
-        let mut rx = c.events.lock().await;
-        let mut out = Vec::new();
-        let drained = || c.ended.load(Ordering::SeqCst) && rx.is_empty();
-        if drained() {
+        let mut p = c.events.lock().await;
+        let p = &mut *p;
+        let mut events: Vec<Event> = Vec::new();
+        let mut replies: Vec<String> = Vec::new();
+        if p.ended && p.replies.is_empty() {
             return Err(Failure::from(ClientError::Closed));
         }
-        let wait = Duration::from_millis(u64::from(timeout_ms));
-        match tokio::time::timeout(wait, rx.recv_many(&mut out, max)).await {
-            Ok(n) if n > 0 => Ok(out),
-            _ if c.ended.load(Ordering::SeqCst) && rx.is_empty() => {
-                Err(Failure::from(ClientError::Closed))
+        let wait = tokio::time::sleep(Duration::from_millis(u64::from(timeout_ms)));
+        tokio::select! {
+            n = p.events.recv_many(&mut events, max), if !p.ended => {
+                if n == 0 {
+                    p.ended = true;
+                }
             }
-            _ => Ok(out),
+            _ = p.replies.recv_many(&mut replies, max) => {}
+            _ = wait => {}
         }
+        while events.len() + replies.len() < max && !p.ended {
+            match p.events.try_recv() {
+                Some(e) => events.push(e),
+                None => break,
+            }
+        }
+        while events.len() + replies.len() < max {
+            match p.replies.try_recv() {
+                Ok(r) => replies.push(r),
+                Err(_) => break,
+            }
+        }
+        let n = events.len() + replies.len();
+        if n == 0 && p.ended && p.replies.is_empty() {
+            return Err(Failure::from(ClientError::Closed));
+        }
+        let mut first = true;
+        for e in &events {
+            if !first {
+                out.push_str(sep);
+            }
+            first = false;
+            write_event(e, out);
+        }
+        for r in &replies {
+            if !first {
+                out.push_str(sep);
+            }
+            first = false;
+            out.push_str(r);
+        }
+        Ok(n)
     })
 }
 

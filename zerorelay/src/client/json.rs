@@ -51,7 +51,21 @@ pub fn request_from_json(json: &str) -> Result<Request, ClientError> {
 
 /// An event as JSON.
 pub fn event_to_json(e: &Event) -> String {
-    serde_json::to_string(e).expect("events are JSON")
+    let mut s = String::new();
+    write_event(e, &mut s);
+    s
+}
+
+/// Appends an event's JSON to `out`. A message decoded from the wire is
+/// passed on as the frame text the server sent (the event has the same
+/// shape), without encoding it again.
+pub fn write_event(e: &Event, out: &mut String) {
+    match e {
+        Event::Message(m) if m.text.is_some() => {
+            out.push_str(m.text.as_deref().expect("checked"));
+        }
+        other => out.push_str(&serde_json::to_string(other).expect("events are JSON")),
+    }
 }
 
 /// The error part of a reply.

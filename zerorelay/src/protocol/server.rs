@@ -74,6 +74,10 @@ pub struct MessageFrame {
     pub data: Box<RawValue>,
     /// Server time when the message was routed, in Unix milliseconds.
     pub ts: u64,
+    /// The frame's text as received, when it was decoded from the wire: a
+    /// binding can pass it on as the message's JSON without encoding again.
+    #[serde(skip)]
+    pub text: Option<Arc<str>>,
 }
 
 /// Every frame the server sends.
@@ -201,6 +205,7 @@ impl ServerFrame {
                 group: opt(raw.group)?,
                 data: owned(req(raw.data, "data")?),
                 ts: get(raw.ts, "ts")?,
+                text: Some(Arc::from(text)),
             }),
             other => {
                 return Err(serde_json::Error::custom(format!(

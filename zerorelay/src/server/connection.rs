@@ -412,7 +412,10 @@ where
                     .await
             }
         };
-        if !self.limiter.allow(Instant::now()) {
+        // Acks are exempt: a fast reader acknowledges in proportion to what
+        // it is sent, and refusing its acks would only grow its outbox.
+        let is_ack = matches!(frame, ClientFrame::Ack { .. });
+        if !is_ack && !self.limiter.allow(Instant::now()) {
             tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
             let id = frame.id().cloned();
             return self
