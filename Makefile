@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go go-lib bench-go lint fmt gen check-gen
+.PHONY: help run test test-rust test-go go-lib bench bench-go lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ run: ## Run the relay on 127.0.0.1:8080 (release build).
 test: test-rust test-go ## Run every test in the repo.
 
 test-rust: ## Rust tests: unit, protocol vectors, integration, CLI, examples.
-	$(CARGO) test --workspace --all-features
+	$(CARGO) test --all-features
 
 go-lib: ## Build the C ABI library for the Go SDK from source (debug; PROFILE=release for benchmarks).
 	$(CARGO) build $(if $(filter release,$(PROFILE)),--release,) -p zerorelay-c --lib
@@ -28,6 +28,13 @@ go-lib: ## Build the C ABI library for the Go SDK from source (debug; PROFILE=re
 test-go: go-lib ## Go SDK tests (with -race) and the Go example, on a library built from current code.
 	cd sdk-go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/go-chat && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
+	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay -p zerorelay-bench
+	cd bench/node && npm ci --no-audit --no-fund
+	test -x $(CARGO_TARGET_DIR)/bench-venv/bin/python || python3 -m venv $(CARGO_TARGET_DIR)/bench-venv
+	$(CARGO_TARGET_DIR)/bench-venv/bin/pip install --quiet matplotlib
+	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py
 
 bench-go: ## Go SDK receive rate against gorilla/websocket (release library).
 	$(MAKE) go-lib PROFILE=release

@@ -119,7 +119,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.server.worker_threads > 0 {
+        builder.worker_threads(config.server.worker_threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .expect("a Tokio runtime can be built");

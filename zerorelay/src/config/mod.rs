@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Concurrent WebSocket connections.
     pub max_connections: usize,
+    /// Runtime worker threads of the `zerorelay` command (0: one per core).
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             write_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
             max_connections: 100_000,
+            worker_threads: 0,
         }
     }
 }
@@ -229,6 +232,7 @@ impl Config {
         range("server.write_timeout_ms", s.write_timeout_ms, 10, 600_000)?;
         range("server.shutdown_grace_ms", s.shutdown_grace_ms, 0, 600_000)?;
         range("server.max_connections", s.max_connections, 1, 10_000_000)?;
+        range("server.worker_threads", s.worker_threads, 0, 1024)?;
         let se = &self.session;
         range("session.ttl_ms", se.ttl_ms, 0, 86_400_000)?;
         range("session.outbox_messages", se.outbox_messages, 1, 10_000_000)?;

@@ -24,6 +24,12 @@ pub struct RouterStats {
     pub slow_consumers: AtomicU64,
 }
 
+/// Whether `s` is the excluded session (compared by identity: no string
+/// comparison per recipient).
+fn is(exclude: Option<&Session>, s: &Session) -> bool {
+    exclude.is_some_and(|e| std::ptr::eq(e, s))
+}
+
 /// Routes deliveries to sessions.
 pub struct Router {
     store: Arc<dyn SessionStore>,
@@ -107,14 +113,14 @@ impl Router {
     pub fn to_user(
         &self,
         user: &str,
-        exclude: Option<&str>,
+        exclude: Option<&Session>,
         d: &Delivery,
     ) -> Result<usize, ProtocolError> {
         let mut known = false;
         let mut n = 0;
         self.store.for_user(user, &mut |s| {
             known = true;
-            if Some(&*s.id) != exclude && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d) {
                 n += 1;
             }
         });
@@ -128,10 +134,10 @@ impl Router {
     }
 
     /// Delivery to every member of `group` except `exclude`.
-    pub fn to_group(&self, group: &str, exclude: Option<&str>, d: &Delivery) -> usize {
+    pub fn to_group(&self, group: &str, exclude: Option<&Session>, d: &Delivery) -> usize {
         let mut n = 0;
         self.store.for_members(group, &mut |s| {
-            if Some(&*s.id) != exclude && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d) {
                 n += 1;
             }
         });
@@ -139,10 +145,10 @@ impl Router {
     }
 
     /// Delivery to every session except `exclude`.
-    pub fn to_all(&self, exclude: Option<&str>, d: &Delivery) -> usize {
+    pub fn to_all(&self, exclude: Option<&Session>, d: &Delivery) -> usize {
         let mut n = 0;
         self.store.for_each(&mut |s| {
-            if Some(&*s.id) != exclude && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d) {
                 n += 1;
             }
         });

@@ -129,7 +129,9 @@ pub(crate) async fn run<S>(
         last_seen: now,
         batch: Vec::new(),
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
+        deadline: tokio::time::Instant::now(),
     };
+    conn.deadline = tokio::time::Instant::now() + conn.write_timeout;
     let greeted = match conn.write(Message::text(welcome.encode())).await {
         Ok(()) => conn.drain().await,
         e => e,
@@ -287,6 +289,9 @@ struct Conn<S> {
     batch: Vec<Outgoing>,
     rpc_in_flight: Arc<AtomicUsize>,
     write_timeout: Duration,
+    /// Writes started in this loop turn must finish by then (one clock read
+    /// per turn rather than a timer per frame).
+    deadline: tokio::time::Instant,
 }
 
 impl<S> Conn<S>
@@ -309,6 +314,7 @@ where
                     None => std::future::pending().await,
                 }
             };
+            self.deadline = tokio::time::Instant::now() + self.write_timeout;
             let step: Result<(), End> = tokio::select! {
                 biased;
                 _ = super::shutting_down(&mut shutdown) => Err(End::Close(close::GOING_AWAY, "server shutting down")),
@@ -539,7 +545,7 @@ where
         let d = self.delivery(DeliveryKind::Direct, None, data);
         let router = &self.shared.router;
         match target {
-            Target::User(u) => router.to_user(u, Some(&self.session.id), &d).map(drop),
+            Target::User(u) => router.to_user(u, Some(&self.session), &d).map(drop),
             Target::Session(s) => router.to_session(s, &d).map(drop),
         }
     }
@@ -547,7 +553,7 @@ where
     fn publish(&self, group: &str, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
         self.authorize(Action::Publish { group })?;
         let d = self.delivery(DeliveryKind::Group, Some(group), data);
-        let exclude = (!echo).then_some(&*self.session.id);
+        let exclude = (!echo).then_some(&*self.session);
         self.shared.router.to_group(group, exclude, &d);
         Ok(())
     }
@@ -561,7 +567,7 @@ where
         }
         self.authorize(Action::Broadcast)?;
         let d = self.delivery(DeliveryKind::Broadcast, None, data);
-        let exclude = (!echo).then_some(&*self.session.id);
+        let exclude = (!echo).then_some(&*self.session);
         self.shared.router.to_all(exclude, &d);
         Ok(())
     }
@@ -773,7 +779,7 @@ where
     }
 
     async fn write(&mut self, m: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout, self.ws.feed(m)).await {
+        match tokio::time::timeout_at(self.deadline, self.ws.feed(m)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone("write error")),
             Err(_) => Err(End::Gone("write timeout")),
@@ -781,7 +787,7 @@ where
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout, self.ws.flush()).await {
+        match tokio::time::timeout_at(self.deadline, self.ws.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone("write error")),
             Err(_) => Err(End::Gone("write timeout")),
@@ -791,6 +797,7 @@ where
     /// Closes the connection as `end` says and detaches the session (ending
     /// it when the client closed cleanly).
     async fn finish(mut self, end: End) {
+        self.deadline = tokio::time::Instant::now() + self.write_timeout;
         // Only a close with 1000 says the client is done with its session;
         // any other close (including one without a code) keeps it resumable.
         let clean = matches!(end, End::ClientClosed(Some(close::NORMAL)));

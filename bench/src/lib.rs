@@ -1,0 +1,236 @@
+//! Shared pieces of the load generator: the protocols it speaks, process
+//! CPU and memory readings, and latency statistics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// A load-generator connection.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// The protocol a server under test speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    /// Zerorelay protocol v1 (hello, join, publish, acks).
+    Zerorelay,
+    /// Every text frame goes to every other connection (baseline, ws).
+    Raw,
+    /// Socket.IO v4 over Engine.IO v4 WebSocket transport.
+    Socketio,
+}
+
+/// The bench group/room name.
+pub const GROUP: &str = "bench";
+
+/// Opens a WebSocket to `url` (`ws://host:port/path`) from `source`.
+pub async fn connect(url: &str, source: Option<IpAddr>) -> std::io::Result<Ws> {
+    let rest = url.strip_prefix("ws://").expect("ws:// URL");
+    let hostport = rest.split('/').next().expect("host:port");
+    let addr: SocketAddr = hostport.parse().expect("an IP:port URL");
+    let sock = TcpSocket::new_v4()?;
+    // Ports of earlier runs may linger in TIME_WAIT on this side.
+    sock.set_reuseaddr(true)?;
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let tcp = sock.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(16 << 10);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(ws)
+}
+
+/// The URL for a protocol (Socket.IO has its own path and query).
+pub fn url_for(proto: Proto, base: &str) -> String {
+    match proto {
+        Proto::Socketio => {
+            let hostport = base
+                .trim_start_matches("ws://")
+                .split('/')
+                .next()
+                .expect("host:port");
+            format!("ws://{hostport}/socket.io/?EIO=4&transport=websocket")
+        }
+        _ => base.to_owned(),
+    }
+}
+
+async fn next_text(ws: &mut Ws) -> std::io::Result<String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(std::io::Error::other(e)),
+            None => return Err(std::io::Error::other("closed")),
+        }
+    }
+}
+
+/// Says hello (as `user`) and, when `join`, joins the bench group.
+pub async fn handshake(ws: &mut Ws, proto: Proto, user: &str, join: bool) -> std::io::Result<()> {
+    match proto {
+        Proto::Raw => Ok(()),
+        Proto::Zerorelay => {
+            let hello = format!(r#"{{"type":"hello","v":1,"user":"{user}"}}"#);
+            ws.send(Message::text(hello))
+                .await
+                .map_err(std::io::Error::other)?;
+            let w = next_text(ws).await?;
+            if !w.contains("\"welcome\"") {
+                return Err(std::io::Error::other(format!("no welcome: {w}")));
+            }
+            if join {
+                let j = format!(r#"{{"type":"join","id":1,"group":"{GROUP}"}}"#);
+                ws.send(Message::text(j))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let ok = next_text(ws).await?;
+                if !ok.contains("\"ok\"") {
+                    return Err(std::io::Error::other(format!("join refused: {ok}")));
+                }
+            }
+            Ok(())
+        }
+        Proto::Socketio => {
+            let open = next_text(ws).await?;
+            if !open.starts_with('0') {
+                return Err(std::io::Error::other(format!("no engine.io open: {open}")));
+            }
+            ws.send(Message::text("40"))
+                .await
+                .map_err(std::io::Error::other)?;
+            let connected = next_text(ws).await?;
+            if !connected.starts_with("40") {
+                return Err(std::io::Error::other(format!(
+                    "no socket.io connect: {connected}"
+                )));
+            }
+            if join {
+                let j = format!(r#"42["join","{GROUP}"]"#);
+                ws.send(Message::text(j))
+                    .await
+                    .map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A 64-byte payload carrying a send time (ns since the run's epoch) and a
+/// message number.
+pub fn payload(t_ns: u64, n: u64) -> String {
+    let mut p = format!(r#"{{"t":{t_ns},"n":{n},"p":""#);
+    while p.len() < 62 {
+        p.push('x');
+    }
+    p.push_str("\"}");
+    p
+}
+
+/// The frame that publishes `payload` to the bench group.
+pub fn publish_frame(proto: Proto, payload: &str) -> String {
+    match proto {
+        Proto::Zerorelay => format!(r#"{{"type":"publish","group":"{GROUP}","data":{payload}}}"#),
+        Proto::Raw => payload.to_owned(),
+        Proto::Socketio => format!(r#"42["pub","{GROUP}",{payload}]"#),
+    }
+}
+
+/// Reads the unsigned integer after `key` (e.g. `"t":`) in `text`.
+pub fn field(text: &str, key: &str) -> Option<u64> {
+    let i = text.find(key)? + key.len();
+    let digits = text[i..].bytes().take_while(u8::is_ascii_digit).count();
+    text[i..i + digits].parse().ok()
+}
+
+/// A delivery's payload numbers: `(t_ns, n, zerorelay seq)`.
+pub fn delivery(proto: Proto, text: &str) -> Option<(u64, u64, Option<u64>)> {
+    match proto {
+        Proto::Zerorelay if !text.starts_with(r#"{"type":"message""#) => None,
+        Proto::Socketio if !text.starts_with("42[\"msg\"") => None,
+        _ => {
+            let seq = if proto == Proto::Zerorelay {
+                field(text, "\"seq\":")
+            } else {
+                None
+            };
+            // The payload is the last object in the frame: search from "data".
+            let from = text.find("\"t\":")?;
+            let body = &text[from..];
+            Some((field(body, "\"t\":")?, field(body, "\"n\":")?, seq))
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by a process.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of /proc/pid/stat; clock ticks are 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// p50, p99 and max of latencies in microseconds.
+pub fn percentiles(mut v: Vec<u32>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    v.sort_unstable();
+    let at = |q: f64| f64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
+    (at(0.5), at(0.99), f64::from(*v.last().expect("non-empty")))
+}
+
+/// Time since the run's epoch in ns.
+pub fn since(epoch: Instant) -> u64 {
+    epoch.elapsed().as_nanos() as u64
+}
+
+/// A `Duration` in seconds as f64.
+pub fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_64_bytes_and_parse_back() {
+        let p = payload(123_456_789, 42);
+        assert_eq!(p.len(), 64, "{p}");
+        for proto in [Proto::Raw, Proto::Zerorelay, Proto::Socketio] {
+            let frame = match proto {
+                Proto::Zerorelay => format!(
+                    r#"{{"type":"message","seq":7,"kind":"group","from":"p","from_session":"s_1","group":"bench","data":{p},"ts":1}}"#
+                ),
+                Proto::Raw => p.clone(),
+                Proto::Socketio => format!(r#"42["msg",{p}]"#),
+            };
+            let (t, n, seq) = delivery(proto, &frame).unwrap();
+            assert_eq!((t, n), (123_456_789, 42));
+            assert_eq!(seq, (proto == Proto::Zerorelay).then_some(7));
+        }
+    }
+}
