@@ -388,16 +388,22 @@ async fn idle(a: &Args) -> serde_json::Value {
     let before = rss_bytes(a.server_pid);
     let keep = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
+    let mut failed = 0usize;
     let mut pending = Vec::new();
     for i in 0..a.connections {
         // ~28k ephemeral ports per source address: spread over 127.0.0.x.
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8));
         let (url, proto, keep) = (url.clone(), a.proto, keep.clone());
         pending.push(tokio::spawn(async move {
-            let mut ws = connect(&url, Some(source)).await.expect("idle connection");
-            handshake(&mut ws, proto, &format!("i{i}"), true)
+            let Ok(mut ws) = connect(&url, Some(source)).await else {
+                return false;
+            };
+            if handshake(&mut ws, proto, &format!("i{i}"), true)
                 .await
-                .expect("idle handshake");
+                .is_err()
+            {
+                return false;
+            }
             // Keep reading so that pings are answered.
             let h = tokio::spawn(async move {
                 while let Some(Ok(m)) = ws.next().await {
@@ -409,28 +415,30 @@ async fn idle(a: &Args) -> serde_json::Value {
                 }
             });
             keep.lock().expect("not poisoned").push(h);
+            true
         }));
         if pending.len() >= a.concurrency.max(1) * 4 {
             for p in pending.drain(..) {
-                p.await.expect("connects");
+                failed += usize::from(!p.await.unwrap_or(false));
             }
         }
     }
     for p in pending {
-        p.await.expect("connects");
+        failed += usize::from(!p.await.unwrap_or(false));
     }
     let connect_s = secs(started.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_bytes(a.server_pid);
-    let per = after.saturating_sub(before) as f64 / a.connections as f64;
+    let open = a.connections - failed;
+    let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
     eprintln!(
-        "{:>10} idle: {} connections in {:.1} s, server RSS {:.1} MiB -> {:.1} MiB, {:.0} bytes per connection",
-        a.label, a.connections, connect_s, before as f64 / 1048576.0, after as f64 / 1048576.0, per
+        "{:>10} idle: {} connections ({} failed) in {:.1} s, server RSS {:.1} MiB -> {:.1} MiB, {:.0} bytes per connection",
+        a.label, open, failed, connect_s, before as f64 / 1048576.0, after as f64 / 1048576.0, per
     );
     for h in keep.lock().expect("not poisoned").drain(..) {
         h.abort();
     }
-    json!({"scenario": "idle", "server": a.label, "connections": a.connections,
+    json!({"scenario": "idle", "server": a.label, "connections": open, "failed": failed,
            "rss_before": before, "rss_after": after, "bytes_per_connection": per, "connect_seconds": connect_s})
 }
 

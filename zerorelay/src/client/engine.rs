@@ -590,17 +590,7 @@ impl Engine {
     /// Ends for good: fails everything pending.
     fn shut(&mut self, reason: String) {
         self.phase = Phase::Closed;
-        let inflight = std::mem::take(&mut self.inflight);
-        for p in inflight.into_values() {
-            self.complete_silently(p.owner, ClientError::Closed);
-        }
-        let queued: Vec<Pending> = self.queue.drain().collect();
-        for p in queued {
-            self.complete_silently(p.owner, ClientError::Closed);
-        }
-        if self.opts.persist_path.is_some() {
-            self.out.push_back(Output::Persist(None));
-        }
+        self.fail_all_pending();
         self.emit(Event::Closed { reason });
     }
 
@@ -710,6 +700,8 @@ impl Engine {
         }
     }
 
+    /// Fails every unanswered and queued request with `closed` and deletes
+    /// the persisted state (nothing is left to resume).
     fn fail_all_pending(&mut self) {
         let inflight = std::mem::take(&mut self.inflight);
         for p in inflight.into_values() {

@@ -212,6 +212,22 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A delivery from the host: no sender user or session.
+fn host_delivery(
+    kind: DeliveryKind,
+    group: Option<&str>,
+    data: &impl Serialize,
+) -> Result<Delivery> {
+    Ok(Delivery::new(
+        kind,
+        None,
+        None,
+        group,
+        &encode_data(data)?,
+        now_ms(),
+    ))
+}
+
 fn encode_data(data: &impl Serialize) -> Result<String> {
     serde_json::to_string(data).map_err(|e| {
         Error::Protocol(ProtocolError::new(
@@ -284,55 +300,27 @@ impl Relay {
     /// sessions it was queued on.
     pub fn publish(&self, group: &str, data: &impl Serialize) -> Result<usize> {
         crate::protocol::names::validate("group", group)?;
-        let d = Delivery::new(
-            DeliveryKind::Group,
-            None,
-            None,
-            Some(group),
-            &encode_data(data)?,
-            now_ms(),
-        );
+        let d = host_delivery(DeliveryKind::Group, Some(group), data)?;
         Ok(self.shared.router.to_group(group, None, &d))
     }
 
     /// Sends to every session of a user from the host; `not_found` when the
     /// user has none.
     pub fn send_to_user(&self, user: &str, data: &impl Serialize) -> Result<usize> {
-        let d = Delivery::new(
-            DeliveryKind::Direct,
-            None,
-            None,
-            None,
-            &encode_data(data)?,
-            now_ms(),
-        );
+        let d = host_delivery(DeliveryKind::Direct, None, data)?;
         Ok(self.shared.router.to_user(user, None, &d)?)
     }
 
     /// Sends to one session from the host; `not_found` when it does not exist.
     pub fn send_to_session(&self, session: &str, data: &impl Serialize) -> Result<()> {
-        let d = Delivery::new(
-            DeliveryKind::Direct,
-            None,
-            None,
-            None,
-            &encode_data(data)?,
-            now_ms(),
-        );
+        let d = host_delivery(DeliveryKind::Direct, None, data)?;
         self.shared.router.to_session(session, &d)?;
         Ok(())
     }
 
     /// Broadcasts to every session from the host.
     pub fn broadcast(&self, data: &impl Serialize) -> Result<usize> {
-        let d = Delivery::new(
-            DeliveryKind::Broadcast,
-            None,
-            None,
-            None,
-            &encode_data(data)?,
-            now_ms(),
-        );
+        let d = host_delivery(DeliveryKind::Broadcast, None, data)?;
         Ok(self.shared.router.to_all(None, &d))
     }
 
