@@ -306,6 +306,19 @@ pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
     frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
 }
 
+/// The seq of an `ack` in its canonical form, `{"type":"ack","seq":N}`
+/// exactly (what this crate's client sends), or `None` for anything else
+/// (which [`parse`] then handles, with the same result).
+pub fn canonical_ack(text: &str) -> Option<u64> {
+    let digits = text
+        .strip_prefix(r#"{"type":"ack","seq":"#)?
+        .strip_suffix('}')?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Parses a request as a client application hands it to the engine: a
 /// client frame without `id` (the engine numbers requests itself). An `rpc`
 /// gets the placeholder id 0, to be replaced when it is sent.
@@ -616,5 +629,36 @@ impl ClientFrame<'_> {
     /// Encodes the frame as JSON text (what a client sends).
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("client frames are always serializable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_ack_fast_path_agrees_with_the_parser() {
+        for text in [
+            r#"{"type":"ack","seq":0}"#,
+            r#"{"type":"ack","seq":42}"#,
+            r#"{"type":"ack","seq":18446744073709551615}"#,
+        ] {
+            let fast = canonical_ack(text).expect("canonical");
+            match parse(text) {
+                Ok(ClientFrame::Ack { seq }) => assert_eq!(seq, fast),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(ClientFrame::Ack { seq: fast }.encode(), text);
+        }
+        for text in [
+            r#"{"type":"ack","seq":-1}"#,
+            r#"{"type":"ack","seq":}"#,
+            r#"{"type":"ack","seq":1.5}"#,
+            r#"{"type":"ack","seq":18446744073709551616}"#,
+            r#"{"type":"ack", "seq":1}"#,
+            r#"{"type":"ack","seq":1,"x":2}"#,
+        ] {
+            assert_eq!(canonical_ack(text), None, "{text}");
+        }
     }
 }

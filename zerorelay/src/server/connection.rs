@@ -315,10 +315,17 @@ where
                 }
             };
             self.deadline = tokio::time::Instant::now() + self.write_timeout;
+            // Drain only when the router (or a close request) woke us: a turn
+            // that only read an ack need not flush a partial batch, and a
+            // wake-up that arrives meanwhile is kept as a permit.
+            let mut woken = false;
             let step: Result<(), End> = tokio::select! {
                 biased;
                 _ = super::shutting_down(&mut shutdown) => Err(End::Close(close::GOING_AWAY, "server shutting down")),
-                _ = self.link.woken() => Ok(()),
+                _ = self.link.woken() => {
+                    woken = true;
+                    Ok(())
+                }
                 msg = self.ws.next() => self.on_message(msg).await,
                 _ = heartbeat.tick() => self.on_heartbeat(hb).await,
                 _ = expiry => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
@@ -328,7 +335,12 @@ where
                 e => e,
             };
             let step = match step {
-                Ok(()) => self.drain().await,
+                Ok(()) if woken => {
+                    // Let the tasks that are routing to us run first, so that
+                    // one write carries a burst rather than its first message.
+                    tokio::task::yield_now().await;
+                    self.drain().await
+                }
                 e => e,
             };
             let step = match step {
@@ -409,6 +421,18 @@ where
                 text.len()
             );
             return self.reply_error(None, ErrorCode::TooLarge, &m, true).await;
+        }
+        // Acks are most of what a busy reader sends: the canonical form skips
+        // the general parser.
+        if let Some(seq) = wire::canonical_ack(text) {
+            let r = self.session.lock().outbox.ack(seq);
+            return match r {
+                Ok(()) => Ok(()),
+                Err(m) => {
+                    self.reply_error(None, ErrorCode::BadRequest, &m, true)
+                        .await
+                }
+            };
         }
         let frame = match wire::parse(text) {
             Ok(f) => f,
@@ -753,25 +777,32 @@ where
             batch.extend(st.replies.drain(..).map(Outgoing::Reply));
             st.outbox.take(MAX_BATCH, &mut batch)
         };
-        let mut result = Ok(());
-        for item in batch.drain(..) {
-            if result.is_err() {
-                continue;
+        // One deadline for the whole batch (not a timer per frame).
+        let ws = &mut self.ws;
+        let written = tokio::time::timeout_at(self.deadline, async {
+            for item in batch.drain(..) {
+                let text = match item {
+                    Outgoing::Message(seq, d) => d.frame(seq),
+                    Outgoing::Gap(from_seq, to_seq) => ServerFrame::Gap {
+                        from_seq,
+                        to_seq,
+                        reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
+                    }
+                    .encode(),
+                    Outgoing::Reply(r) => r,
+                };
+                ws.feed(Message::text(text)).await?;
             }
-            let text = match item {
-                Outgoing::Message(seq, d) => d.frame(seq),
-                Outgoing::Gap(from_seq, to_seq) => ServerFrame::Gap {
-                    from_seq,
-                    to_seq,
-                    reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
-                }
-                .encode(),
-                Outgoing::Reply(r) => r,
-            };
-            result = self.write(Message::text(text)).await;
-        }
+            Ok::<_, WsError>(())
+        })
+        .await;
+        batch.clear();
         self.batch = batch;
-        result?;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(End::Gone("write error")),
+            Err(_) => return Err(End::Gone("write timeout")),
+        }
         if more {
             self.link.wake();
         }

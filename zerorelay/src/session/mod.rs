@@ -195,19 +195,24 @@ impl Session {
         if st.ended {
             return Queued::Ended;
         }
+        // The writer takes everything unsent when it runs (and wakes itself
+        // for more), so only the first of a burst needs to wake it.
+        let idle = st.outbox.unsent() == 0;
         let dropped = st
             .outbox
             .push(d.clone(), limits.outbox_messages, limits.outbox_bytes);
-        if let Some(conn) = st.conn.clone() {
+        if st.conn.is_some() {
             if st.outbox.unsent_since_attach() > limits.send_queue as u64 {
-                st.conn = None;
+                let conn = st.conn.take().expect("checked");
                 st.detached_since = Some(Instant::now());
                 st.replies.clear();
                 drop(st);
                 conn.request_close(crate::protocol::close::SLOW_CONSUMER, "slow consumer");
                 return Queued::SlowConsumer;
             }
-            conn.wake();
+            if idle {
+                st.conn.as_ref().expect("checked").wake();
+            }
         }
         if dropped > 0 {
             Queued::Dropped(dropped)
