@@ -109,6 +109,7 @@ type Client struct {
 	closeErr    error
 	lastErr     *Error // the last error event, for Dial's failure
 	reason      string
+	tokens      TokenProvider
 }
 
 // Dial connects to a relay (ws:// or wss://) and waits until the server
@@ -126,7 +127,13 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 	defer free(curl)
 	defer free(cnative)
 	var h *C.zr_client
-	if err := call(func() C.zr_status { return C.zr_status(C.zr_client_start(curl, cnative, &h)) }); err != nil {
+	start := func() C.zr_status { return C.zr_status(C.zr_client_start(curl, cnative, &h)) }
+	if o.tokens != nil {
+		start = func() C.zr_status {
+			return C.zr_status(C.zr_client_start_with_token_provider(curl, cnative, &h))
+		}
+	}
+	if err := call(start); err != nil {
 		return nil, err
 	}
 	c := &Client{
@@ -138,6 +145,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		early:     map[uint64]result{},
 		connected: make(chan struct{}),
 		done:      make(chan struct{}),
+		tokens:    o.tokens,
 	}
 	if c.logger == nil {
 		c.logger = slog.New(discard{})
@@ -273,6 +281,11 @@ func (c *Client) dispatch(e *wireEvent) {
 		c.mu.Unlock()
 	case "rejoined":
 		c.logger.Info("zerorelay: rejoined groups", "groups", ev.Groups)
+	case "token_needed":
+		if c.tokens != nil {
+			go c.provideToken()
+		}
+		return
 	case "closed":
 		c.logger.Info("zerorelay: closed", "reason", ev.Reason)
 		c.mu.Lock()
@@ -282,6 +295,31 @@ func (c *Client) dispatch(e *wireEvent) {
 	select {
 	case c.events <- ev:
 	default:
+	}
+}
+
+// provideToken asks the application's provider and hands the answer to
+// the engine (outside the event goroutine: the provider may block).
+func (c *Client) provideToken() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	token, validFor, err := c.tokens(ctx)
+	ct := cstr(token)
+	defer free(ct)
+	var cerr *C.char
+	if err != nil {
+		cerr = cstr(err.Error())
+		defer free(cerr)
+	}
+	c.hmu.RLock()
+	defer c.hmu.RUnlock()
+	if c.freed {
+		return
+	}
+	if e := call(func() C.zr_status {
+		return C.zr_status(C.zr_client_set_token(c.h, ct, C.uint64_t(validFor.Milliseconds()), cerr))
+	}); e != nil {
+		c.logger.Warn("zerorelay: the token could not be handed over", "error", e)
 	}
 }
 

@@ -1,6 +1,7 @@
 package zerorelay
 
 import (
+	"context"
 	"log/slog"
 	"time"
 )
@@ -20,8 +21,14 @@ const (
 // Option configures Dial.
 type Option func(*options)
 
+// TokenProvider returns a fresh token and how long it is valid (0: no
+// expiry). It is asked before every connection attempt and before the token
+// expires (the client then sends a refresh).
+type TokenProvider func(ctx context.Context) (token string, validFor time.Duration, err error)
+
 type options struct {
 	native        map[string]any
+	tokens        TokenProvider
 	logger        *slog.Logger
 	messageBuffer int
 	connectWait   time.Duration
@@ -50,6 +57,10 @@ func (o *options) section(name string) map[string]any {
 
 // WithToken sets the token sent in hello (and on every reconnect).
 func WithToken(token string) Option { return func(o *options) { o.native["token"] = token } }
+
+// WithTokenProvider asks p for a token before every connection attempt and
+// before the current token expires. It takes precedence over WithToken.
+func WithTokenProvider(p TokenProvider) Option { return func(o *options) { o.tokens = p } }
 
 // WithUser names the user; servers honour it in development mode only.
 func WithUser(user string) Option { return func(o *options) { o.native["user"] = user } }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,5 +396,44 @@ func TestEveryErrorCodeHasASentinel(t *testing.T) {
 		if !matched {
 			t.Errorf("no sentinel for %q", code)
 		}
+	}
+}
+
+func TestTokenProviderIsAskedOnEveryConnection(t *testing.T) {
+	s := startServer(t, map[string]any{"auth": map[string]any{"tokens": map[string]string{"t-1": "alice", "t-2": "alice"}}})
+	var asked atomic.Int32
+	provider := func(ctx context.Context) (string, time.Duration, error) {
+		n := asked.Add(1)
+		if n > 2 {
+			n = 2
+		}
+		return fmt.Sprintf("t-%d", n), 0, nil
+	}
+	c, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithTokenProvider(provider),
+		zerorelay.WithReconnect(20*time.Millisecond, 200*time.Millisecond, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := s.DropConnection(sessionOf(t, s, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); asked.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if asked.Load() < 2 {
+		t.Fatalf("provider asked %d times", asked.Load())
+	}
+	if err := c.Join(ctx(t), "g"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAFailingTokenProviderIsUnauthorized(t *testing.T) {
+	s := startServer(t, map[string]any{"auth": map[string]any{"tokens": map[string]string{"t-1": "alice"}}})
+	provider := func(ctx context.Context) (string, time.Duration, error) { return "wrong", 0, nil }
+	_, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithTokenProvider(provider))
+	if !errors.Is(err, zerorelay.ErrUnauthorized) {
+		t.Fatalf("want unauthorized, got %v", err)
 	}
 }

@@ -92,6 +92,27 @@ enum zr_status zr_client_connect(const char *url, const char *options_json, stru
 // As `zr_client_connect`.
 enum zr_status zr_client_start(const char *url, const char *options_json, struct zr_client **out);
 
+// Like `zr_client_start`, with a token provider: before every connection
+// attempt and before the token expires, a `{"type":"token_needed"}` event
+// is delivered; answer it with `zr_client_set_token`.
+//
+// # Safety
+// As `zr_client_connect`.
+enum zr_status zr_client_start_with_token_provider(const char *url,
+                                                   const char *options_json,
+                                                   struct zr_client **out);
+
+// Answers a `token_needed` event: `token` valid for `valid_ms` (0: no
+// expiry), or, when `error` is not null, the provider's failure (the
+// connection attempt then counts as failed and is retried).
+//
+// # Safety
+// `c` is a live handle; `token` and `error` are null or NUL-terminated.
+enum zr_status zr_client_set_token(const struct zr_client *c,
+                                   const char *token,
+                                   uint64_t valid_ms,
+                                   const char *error);
+
 // Joins a group (re-joined automatically if the session is lost). The
 // answer arrives as a `reply` event for the number written to `out_request`.
 //

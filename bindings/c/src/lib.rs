@@ -240,6 +240,35 @@ pub struct zr_client {
     replies: mpsc::Sender<String>,
     next_request: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
+    tokens: Option<Arc<TokenSlot>>,
+}
+
+/// A token provider across the ABI: the engine's request becomes a pulled
+/// `{"type":"token_needed"}` event, and `zr_client_set_token` answers it.
+#[derive(Default)]
+struct TokenSlot {
+    waiting:
+        Mutex<Option<tokio::sync::oneshot::Sender<Result<(String, Option<Duration>), String>>>>,
+    notify: Mutex<Option<mpsc::Sender<String>>>,
+}
+
+impl TokenSlot {
+    fn provider(self: &Arc<Self>) -> zerorelay::client::TokenProvider {
+        let slot = self.clone();
+        Arc::new(move || {
+            let slot = slot.clone();
+            Box::pin(async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                *slot.waiting.lock().expect("not poisoned") = Some(tx);
+                let notify = slot.notify.lock().expect("not poisoned").clone();
+                if let Some(n) = notify {
+                    let _ = n.send(r#"{"type":"token_needed"}"#.to_owned()).await;
+                }
+                rx.await
+                    .unwrap_or_else(|_| Err("the client was freed".into()))
+            })
+        })
+    }
 }
 
 /// What `zr_client_next_events` drains: the client's events and the
@@ -250,8 +279,13 @@ struct Pulled {
     replies: mpsc::Receiver<String>,
 }
 
-fn new_client(client: Client, events: zerorelay::client::Events) -> Box<zr_client> {
-    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+fn new_client(
+    client: Client,
+    events: zerorelay::client::Events,
+    tokens: Option<Arc<TokenSlot>>,
+    tx: mpsc::Sender<String>,
+    rx: mpsc::Receiver<String>,
+) -> Box<zr_client> {
     Box::new(zr_client {
         client,
         events: tokio::sync::Mutex::new(Pulled {
@@ -262,6 +296,7 @@ fn new_client(client: Client, events: zerorelay::client::Events) -> Box<zr_clien
         replies: tx,
         next_request: AtomicU64::new(1),
         pending: Arc::new(Mutex::new(HashMap::new())),
+        tokens,
     })
 }
 
@@ -289,8 +324,9 @@ pub unsafe extern "C" fn zr_client_connect(
         // SAFETY: forwarded contract.
         let opts = options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         let (client, events) = runtime().block_on(Client::connect(url, opts))?;
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         // SAFETY: forwarded contract.
-        unsafe { put(out, Box::into_raw(new_client(client, events))) }
+        unsafe { put(out, Box::into_raw(new_client(client, events, None, tx, rx))) }
     })
 }
 
@@ -313,10 +349,89 @@ pub unsafe extern "C" fn zr_client_start(
         let url = unsafe { str_arg(url, "url") }?;
         // SAFETY: forwarded contract.
         let opts = options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
-        let _rt = runtime().enter();
-        let (client, events) = Client::start(url, opts, None)?;
+        start(url, opts, false, out)
+    })
+}
+
+/// Like `zr_client_start`, with a token provider: before every connection
+/// attempt and before the token expires, a `{"type":"token_needed"}` event
+/// is delivered; answer it with `zr_client_set_token`.
+///
+/// # Safety
+/// As `zr_client_connect`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_start_with_token_provider(
+    url: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut zr_client,
+) -> zr_status {
+    ffi(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("the output pointer is null"));
+        }
         // SAFETY: forwarded contract.
-        unsafe { put(out, Box::into_raw(new_client(client, events))) }
+        let url = unsafe { str_arg(url, "url") }?;
+        // SAFETY: forwarded contract.
+        let opts = options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        start(url, opts, true, out)
+    })
+}
+
+fn start(
+    url: &str,
+    opts: ClientOptions,
+    with_tokens: bool,
+    out: *mut *mut zr_client,
+) -> Result<(), Failure> {
+    let _rt = runtime().enter();
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let slot = with_tokens.then(|| {
+        let slot = Arc::new(TokenSlot::default());
+        *slot.notify.lock().expect("not poisoned") = Some(tx.clone());
+        slot
+    });
+    let (client, events) = Client::start(url, opts, slot.as_ref().map(TokenSlot::provider))?;
+    // SAFETY: the caller checked `out`.
+    unsafe { put(out, Box::into_raw(new_client(client, events, slot, tx, rx))) }
+}
+
+/// Answers a `token_needed` event: `token` valid for `valid_ms` (0: no
+/// expiry), or, when `error` is not null, the provider's failure (the
+/// connection attempt then counts as failed and is retried).
+///
+/// # Safety
+/// `c` is a live handle; `token` and `error` are null or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_set_token(
+    c: *const zr_client,
+    token: *const c_char,
+    valid_ms: u64,
+    error: *const c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let slot = c
+            .tokens
+            .as_ref()
+            .ok_or_else(|| Failure::invalid("this client has no token provider"))?;
+        // SAFETY: forwarded contract.
+        let answer = match unsafe { opt_str_arg(error, "error") }? {
+            Some(e) => Err(e.to_owned()),
+            None => {
+                // SAFETY: forwarded contract.
+                let t = unsafe { str_arg(token, "token") }?.to_owned();
+                Ok((t, (valid_ms > 0).then(|| Duration::from_millis(valid_ms))))
+            }
+        };
+        let waiting = slot.waiting.lock().expect("not poisoned").take();
+        match waiting {
+            Some(tx) => {
+                let _ = tx.send(answer);
+                Ok(())
+            }
+            None => Err(Failure::invalid("no token was asked for")),
+        }
     })
 }
 

@@ -181,3 +181,57 @@ fn null_and_invalid_arguments_are_refused_without_crashing() {
         zr_string_free(std::ptr::null_mut());
     }
 }
+
+#[test]
+fn a_token_provider_is_asked_through_pulled_events() {
+    unsafe {
+        let mut server = null_mut();
+        let cfg = s(r#"{"server":{"listen":"127.0.0.1:0"},"auth":{"tokens":{"t-1":"alice"}}}"#);
+        assert_eq!(zr_server_start(cfg.as_ptr(), &mut server), zr_status::ZR_OK);
+        let mut addr = null_mut();
+        zr_server_address(server, &mut addr);
+        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let mut c = null_mut();
+        assert_eq!(
+            zr_client_start_with_token_provider(url.as_ptr(), std::ptr::null(), &mut c),
+            zr_status::ZR_OK
+        );
+        // Answering when nothing was asked is refused.
+        let mut asked = 0;
+        let mut connected = false;
+        for _ in 0..100 {
+            let mut batch = null_mut();
+            assert_eq!(
+                zr_client_next_events(c, 50, 16, &mut batch),
+                zr_status::ZR_OK
+            );
+            let Some(b) = take(batch) else { continue };
+            let events: Vec<serde_json::Value> = serde_json::from_str(&b).unwrap();
+            for e in events {
+                if e["type"] == "token_needed" {
+                    asked += 1;
+                    assert_eq!(
+                        zr_client_set_token(c, s("t-1").as_ptr(), 0, std::ptr::null()),
+                        zr_status::ZR_OK
+                    );
+                }
+                if e["type"] == "connected" {
+                    connected = true;
+                    assert_eq!(e["user"], "alice");
+                }
+            }
+            if connected {
+                break;
+            }
+        }
+        assert!(connected);
+        assert_eq!(asked, 1);
+        assert_eq!(
+            zr_client_set_token(c, s("t-1").as_ptr(), 0, std::ptr::null()),
+            zr_status::ZR_ERR_INVALID_ARGUMENT,
+            "nothing is being asked for"
+        );
+        zr_client_free(c);
+        zr_server_free(server);
+    }
+}
