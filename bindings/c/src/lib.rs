@@ -243,6 +243,9 @@ pub struct zr_client {
     tokens: Option<Arc<TokenSlot>>,
 }
 
+/// A token and how long it is valid, or why there is none.
+type TokenAnswer = Result<(String, Option<Duration>), String>;
+
 /// A token provider across the ABI: the engine's request becomes a pulled
 /// `{"type":"token_needed"}` event, and `zr_client_set_token` answers it.
 #[derive(Default)]
