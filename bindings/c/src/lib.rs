@@ -250,8 +250,7 @@ type TokenAnswer = Result<(String, Option<Duration>), String>;
 /// `{"type":"token_needed"}` event, and `zr_client_set_token` answers it.
 #[derive(Default)]
 struct TokenSlot {
-    waiting:
-        Mutex<Option<tokio::sync::oneshot::Sender<Result<(String, Option<Duration>), String>>>>,
+    waiting: Mutex<Option<tokio::sync::oneshot::Sender<TokenAnswer>>>,
     notify: Mutex<Option<mpsc::Sender<String>>>,
 }
 
