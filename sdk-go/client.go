@@ -8,11 +8,14 @@ import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Message is a delivered message. Each arrives exactly once, in order.
@@ -54,12 +57,6 @@ type Event struct {
 
 type wireEvent struct {
 	Type        string          `json:"type"`
-	Seq         uint64          `json:"seq"`
-	Kind        string          `json:"kind"`
-	From        *string         `json:"from"`
-	FromSession *string         `json:"from_session"`
-	Group       *string         `json:"group"`
-	TS          int64           `json:"ts"`
 	Session     string          `json:"session"`
 	User        *string         `json:"user"`
 	Resumed     bool            `json:"resumed"`
@@ -189,8 +186,9 @@ func (c *Client) pump() {
 	defer close(c.messages)
 	defer close(c.events)
 	for {
-		var out *C.char
-		st := C.zr_client_next_events(c.h, 250, 512, &out)
+		var out *C.uint8_t
+		var n C.size_t
+		st := C.zr_client_next_batch(c.h, 250, 512, &out, &n)
 		if st == C.ZR_ERR_CLOSED {
 			c.failPending(ErrClosed)
 			return
@@ -200,36 +198,90 @@ func (c *Client) pump() {
 			c.failPending(ErrClosed)
 			return
 		}
-		batch, ok := takeString(out)
-		if !ok {
+		if out == nil {
 			continue
 		}
-		var events []wireEvent
-		if err := json.Unmarshal([]byte(batch), &events); err != nil {
+		batch := C.GoBytes(unsafe.Pointer(out), C.int(n))
+		C.zr_bytes_free(out, n)
+		if err := c.dispatchBatch(batch); err != nil {
 			c.logger.Error("zerorelay: undecodable event batch", "error", err)
-			continue
-		}
-		for i := range events {
-			c.dispatch(&events[i])
 		}
 	}
 }
 
+// dispatchBatch decodes zr_client_next_batch's records (see zerorelay.h):
+// messages are binary, everything else JSON.
+func (c *Client) dispatchBatch(b []byte) error {
+	for len(b) > 0 {
+		if len(b) < 5 {
+			return errBatch
+		}
+		tag, n := b[0], int(binary.LittleEndian.Uint32(b[1:5]))
+		if len(b) < 5+n {
+			return errBatch
+		}
+		rec := b[5 : 5+n]
+		b = b[5+n:]
+		switch tag {
+		case 1:
+			m, err := decodeMessage(rec)
+			if err != nil {
+				return err
+			}
+			c.messages <- m
+		case 2:
+			var e wireEvent
+			if err := json.Unmarshal(rec, &e); err != nil {
+				return err
+			}
+			c.dispatch(&e)
+		}
+	}
+	return nil
+}
+
+var errBatch = errors.New("truncated event batch")
+
+var kinds = [...]string{"direct", "group", "broadcast"}
+
+func decodeMessage(r []byte) (Message, error) {
+	if len(r) < 17 || int(r[16]) >= len(kinds) {
+		return Message{}, errBatch
+	}
+	m := Message{
+		Seq:  binary.LittleEndian.Uint64(r[0:8]),
+		TS:   int64(binary.LittleEndian.Uint64(r[8:16])),
+		Kind: kinds[r[16]],
+	}
+	r = r[17:]
+	for _, dst := range []*string{&m.From, &m.FromSession, &m.Group} {
+		if len(r) < 2 {
+			return Message{}, errBatch
+		}
+		n := int(binary.LittleEndian.Uint16(r[0:2]))
+		r = r[2:]
+		if n == 0xFFFF {
+			continue
+		}
+		if len(r) < n {
+			return Message{}, errBatch
+		}
+		*dst = string(r[:n])
+		r = r[n:]
+	}
+	if len(r) < 4 {
+		return Message{}, errBatch
+	}
+	n := int(binary.LittleEndian.Uint32(r[0:4]))
+	if len(r) < 4+n {
+		return Message{}, errBatch
+	}
+	m.Data = json.RawMessage(r[4 : 4+n])
+	return m, nil
+}
+
 func (c *Client) dispatch(e *wireEvent) {
 	switch e.Type {
-	case "message":
-		m := Message{Seq: e.Seq, Kind: e.Kind, Data: e.Data, TS: e.TS}
-		if e.From != nil {
-			m.From = *e.From
-		}
-		if e.FromSession != nil {
-			m.FromSession = *e.FromSession
-		}
-		if e.Group != nil {
-			m.Group = *e.Group
-		}
-		c.messages <- m
-		return
 	case "reply":
 		r := result{data: e.Data}
 		if !e.OK && e.Error != nil {

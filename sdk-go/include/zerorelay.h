@@ -214,6 +214,34 @@ enum zr_status zr_client_next_events(const struct zr_client *c,
                                      uint32_t max,
                                      char **out_json);
 
+// Like `zr_client_next_events`, in a compact binary form for bindings that
+// decode many messages per second. The buffer is a sequence of records,
+// all integers little-endian: a tag byte, a u32 record length, then
+//
+// - tag 1, a message: u64 seq, u64 ts, u8 kind (0 direct, 1 group,
+//   2 broadcast), then `from`, `from_session` and `group` each as a u16
+//   length and UTF-8 bytes (length 0xFFFF: null), then u32 length and the
+//   payload's JSON text;
+// - tag 2, any other event or reply: its JSON text.
+//
+// `*out` is null (and `*out_len` 0) when nothing came in time; free the
+// buffer with `zr_bytes_free`.
+//
+// # Safety
+// `c` is a live handle; `out` and `out_len` are valid for writes.
+enum zr_status zr_client_next_batch(const struct zr_client *c,
+                                    uint32_t timeout_ms,
+                                    uint32_t max,
+                                    uint8_t **out,
+                                    uintptr_t *out_len);
+
+// Frees a buffer returned by `zr_client_next_batch`. Null is ignored.
+//
+// # Safety
+// `p` and `len` are exactly what `zr_client_next_batch` returned, not
+// freed before.
+void zr_bytes_free(uint8_t *p, uintptr_t len);
+
 // Closes the client cleanly (its session ends on the server) and waits
 // until it has. The remaining events, ending with `closed`, can still be
 // pulled.

@@ -740,15 +740,12 @@ pub unsafe extern "C" fn zr_client_next_events(
 }
 
 /// Waits up to `timeout_ms` for events or replies, then takes up to `max`
-/// of whatever is ready, encoded as JSON objects appended to `out` with
-/// `sep` between them. Returns how many were taken.
-fn pull(
+/// of whatever is ready.
+fn collect(
     c: &zr_client,
     timeout_ms: u32,
     max: usize,
-    out: &mut String,
-    sep: &str,
-) -> Result<usize, Failure> {
+) -> Result<(Vec<Event>, Vec<String>), Failure> {
     runtime().block_on(async {
         let mut p = c.events.lock().await;
         let p = &mut *p;
@@ -779,27 +776,161 @@ fn pull(
                 Err(_) => break,
             }
         }
-        let n = events.len() + replies.len();
-        if n == 0 && p.ended && p.replies.is_empty() {
+        if events.is_empty() && replies.is_empty() && p.ended && p.replies.is_empty() {
             return Err(Failure::from(ClientError::Closed));
         }
-        let mut first = true;
-        for e in &events {
-            if !first {
-                out.push_str(sep);
-            }
-            first = false;
-            write_event(e, out);
-        }
-        for r in &replies {
-            if !first {
-                out.push_str(sep);
-            }
-            first = false;
-            out.push_str(r);
-        }
-        Ok(n)
+        Ok((events, replies))
     })
+}
+
+/// Takes events like `collect` and appends them as JSON objects to `out`,
+/// separated by `sep`. Returns how many were taken.
+fn pull(
+    c: &zr_client,
+    timeout_ms: u32,
+    max: usize,
+    out: &mut String,
+    sep: &str,
+) -> Result<usize, Failure> {
+    let (events, replies) = collect(c, timeout_ms, max)?;
+    let mut first = true;
+    for e in &events {
+        if !first {
+            out.push_str(sep);
+        }
+        first = false;
+        write_event(e, out);
+    }
+    for r in &replies {
+        if !first {
+            out.push_str(sep);
+        }
+        first = false;
+        out.push_str(r);
+    }
+    Ok(events.len() + replies.len())
+}
+
+/// Record tags of `zr_client_next_batch`.
+const BATCH_MESSAGE: u8 = 1;
+const BATCH_JSON: u8 = 2;
+/// A length that stands for JSON `null`.
+const BATCH_NULL: u16 = u16::MAX;
+
+fn put_str16(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.extend_from_slice(&BATCH_NULL.to_le_bytes()),
+        Some(s) => {
+            // Names and session ids are at most 128 bytes by grammar.
+            let s = &s.as_bytes()[..s.len().min(usize::from(BATCH_NULL) - 1)];
+            out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+    }
+}
+
+/// Encodes events for `zr_client_next_batch`: messages as binary records,
+/// everything else as JSON records.
+fn encode_batch(events: &[Event], replies: &[String]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(events.len() * 160 + replies.iter().map(|r| r.len() + 5).sum::<usize>());
+    let mut json = String::new();
+    for e in events {
+        match e {
+            Event::Message(m) => {
+                out.push(BATCH_MESSAGE);
+                let len_at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                out.extend_from_slice(&m.seq.to_le_bytes());
+                out.extend_from_slice(&m.ts.to_le_bytes());
+                out.push(match m.kind {
+                    zerorelay::protocol::DeliveryKind::Direct => 0,
+                    zerorelay::protocol::DeliveryKind::Group => 1,
+                    zerorelay::protocol::DeliveryKind::Broadcast => 2,
+                });
+                put_str16(&mut out, m.from.as_deref());
+                put_str16(&mut out, m.from_session.as_deref());
+                put_str16(&mut out, m.group.as_deref());
+                let data = m.data.get().as_bytes();
+                out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                out.extend_from_slice(data);
+                let len = (out.len() - len_at - 4) as u32;
+                out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            }
+            other => {
+                json.clear();
+                write_event(other, &mut json);
+                out.push(BATCH_JSON);
+                out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                out.extend_from_slice(json.as_bytes());
+            }
+        }
+    }
+    for r in replies {
+        out.push(BATCH_JSON);
+        out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        out.extend_from_slice(r.as_bytes());
+    }
+    out
+}
+
+/// Like `zr_client_next_events`, in a compact binary form for bindings that
+/// decode many messages per second. The buffer is a sequence of records,
+/// all integers little-endian: a tag byte, a u32 record length, then
+///
+/// - tag 1, a message: u64 seq, u64 ts, u8 kind (0 direct, 1 group,
+///   2 broadcast), then `from`, `from_session` and `group` each as a u16
+///   length and UTF-8 bytes (length 0xFFFF: null), then u32 length and the
+///   payload's JSON text;
+/// - tag 2, any other event or reply: its JSON text.
+///
+/// `*out` is null (and `*out_len` 0) when nothing came in time; free the
+/// buffer with `zr_bytes_free`.
+///
+/// # Safety
+/// `c` is a live handle; `out` and `out_len` are valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_next_batch(
+    c: *const zr_client,
+    timeout_ms: u32,
+    max: u32,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> zr_status {
+    ffi(|| {
+        if out.is_null() || out_len.is_null() {
+            return Err(Failure::invalid("the output pointers are null"));
+        }
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let (events, replies) = collect(c, timeout_ms, max.max(1) as usize)?;
+        let (ptr, len) = if events.is_empty() && replies.is_empty() {
+            (std::ptr::null_mut(), 0)
+        } else {
+            let bytes = encode_batch(&events, &replies).into_boxed_slice();
+            let len = bytes.len();
+            (Box::into_raw(bytes).cast::<u8>(), len)
+        };
+        // SAFETY: both checked non-null above; valid for writes by contract.
+        unsafe {
+            out.write(ptr);
+            out_len.write(len);
+        }
+        Ok(())
+    })
+}
+
+/// Frees a buffer returned by `zr_client_next_batch`. Null is ignored.
+///
+/// # Safety
+/// `p` and `len` are exactly what `zr_client_next_batch` returned, not
+/// freed before.
+#[no_mangle]
+pub unsafe extern "C" fn zr_bytes_free(p: *mut u8, len: usize) {
+    if !p.is_null() {
+        // SAFETY: by contract it is the boxed slice of `len` bytes made above.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) });
+    }
 }
 
 /// Closes the client cleanly (its session ends on the server) and waits
