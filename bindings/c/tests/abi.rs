@@ -235,3 +235,99 @@ fn a_token_provider_is_asked_through_pulled_events() {
         zr_server_free(server);
     }
 }
+
+#[test]
+fn binary_batches_carry_messages_as_records_and_the_rest_as_json() {
+    unsafe {
+        let mut server = null_mut();
+        assert_eq!(
+            zr_server_start(
+                s(r#"{"server":{"listen":"127.0.0.1:0"}}"#).as_ptr(),
+                &mut server
+            ),
+            zr_status::ZR_OK
+        );
+        let mut addr = null_mut();
+        zr_server_address(server, &mut addr);
+        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let mut c = null_mut();
+        assert_eq!(
+            zr_client_connect(url.as_ptr(), s(r#"{"user":"bob"}"#).as_ptr(), &mut c),
+            zr_status::ZR_OK
+        );
+        let mut id = 0;
+        assert_eq!(
+            zr_client_join(c, s("room").as_ptr(), &mut id),
+            zr_status::ZR_OK
+        );
+        let mut records: Vec<(u8, Vec<u8>)> = vec![];
+        let mut published = false;
+        for _ in 0..100 {
+            let (mut p, mut n) = (null_mut(), 0usize);
+            assert_eq!(
+                zr_client_next_batch(c, 50, 64, &mut p, &mut n),
+                zr_status::ZR_OK
+            );
+            if !p.is_null() {
+                let mut b = std::slice::from_raw_parts(p, n);
+                while !b.is_empty() {
+                    let len = u32::from_le_bytes(b[1..5].try_into().unwrap()) as usize;
+                    records.push((b[0], b[5..5 + len].to_vec()));
+                    b = &b[5 + len..];
+                }
+                zr_bytes_free(p, n);
+            }
+            let joined = records
+                .iter()
+                .any(|(t, r)| *t == 2 && String::from_utf8_lossy(r).contains(r#""type":"reply""#));
+            if joined && !published {
+                let mut count = 0;
+                assert_eq!(
+                    zr_server_publish(
+                        server,
+                        s("room").as_ptr(),
+                        s(r#"{"n":7}"#).as_ptr(),
+                        &mut count
+                    ),
+                    zr_status::ZR_OK
+                );
+                assert_eq!(count, 1);
+                published = true;
+            }
+            if records.iter().any(|(t, _)| *t == 1) {
+                break;
+            }
+        }
+        let (_, m) = records
+            .iter()
+            .find(|(t, _)| *t == 1)
+            .expect("a message record");
+        assert_eq!(u64::from_le_bytes(m[0..8].try_into().unwrap()), 1, "seq");
+        assert!(
+            u64::from_le_bytes(m[8..16].try_into().unwrap()) > 1_600_000_000_000,
+            "ts"
+        );
+        assert_eq!(m[16], 1, "group kind");
+        // from and from_session are null for the host; group is "room".
+        assert_eq!(&m[17..21], &[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(u16::from_le_bytes(m[21..23].try_into().unwrap()), 4);
+        assert_eq!(&m[23..27], b"room");
+        assert_eq!(u32::from_le_bytes(m[27..31].try_into().unwrap()), 7);
+        assert_eq!(&m[31..38], br#"{"n":7}"#);
+        assert!(records
+            .iter()
+            .any(|(t, r)| *t == 2 && String::from_utf8_lossy(r).contains(r#""type":"connected""#)));
+        let (mut p, mut n) = (null_mut(), 0usize);
+        assert_eq!(
+            zr_client_next_batch(c, 0, 8, std::ptr::null_mut(), &mut n),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            zr_client_next_batch(c, 0, 8, &mut p, std::ptr::null_mut()),
+            zr_status::ZR_ERR_INVALID_ARGUMENT
+        );
+        zr_bytes_free(std::ptr::null_mut(), 0);
+        zr_client_free(c);
+        zr_server_free(server);
+    }
+}
