@@ -154,6 +154,11 @@ impl ServerFrame {
     /// fields are ignored; an unknown `type` is an error.
     pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
         use serde::de::Error as _;
+        // Deliveries are nearly every frame a client reads: the layout this
+        // crate's server writes is decoded without the general parser.
+        if let Some(m) = decode_canonical_message(text) {
+            return Ok(ServerFrame::Message(m));
+        }
         if !super::client::is_object_text(text) {
             return Err(serde_json::Error::custom(
                 "a server frame must be a JSON object",
@@ -249,6 +254,77 @@ struct RawServerFrame<'a> {
     ts: Option<&'a RawValue>,
 }
 
+/// Decodes a `message` frame laid out exactly as [`Delivery::frame`] writes
+/// it, with no escapes in its strings; `None` for anything else, which the
+/// general decoder then handles with the same result.
+fn decode_canonical_message(text: &str) -> Option<MessageFrame> {
+    let r = text.strip_prefix(MESSAGE_PREFIX)?;
+    let (seq, r) = take_u64(r)?;
+    let r = r.strip_prefix(r#","kind":""#)?;
+    let (kind, r) = [
+        DeliveryKind::Direct,
+        DeliveryKind::Group,
+        DeliveryKind::Broadcast,
+    ]
+    .into_iter()
+    .find_map(|k| Some((k, r.strip_prefix(k.as_str())?.strip_prefix('"')?)))?;
+    let (from, r) = take_opt_str(r.strip_prefix(r#","from":"#)?)?;
+    let (from_session, r) = take_opt_str(r.strip_prefix(r#","from_session":"#)?)?;
+    let (group, r) = match r.strip_prefix(r#","group":"#) {
+        Some(g) => {
+            let (g, rest) = take_opt_str(g)?;
+            (Some(g?), rest)
+        }
+        None => (None, r),
+    };
+    let body = r.strip_prefix(r#","data":"#)?.strip_suffix('}')?;
+    // `ts` is the last field; a nested "ts" key in the data comes before it.
+    let at = body.rfind(r#","ts":"#)?;
+    let (data, ts) = (&body[..at], &body[at + 6..]);
+    let (ts, rest) = take_u64(ts)?;
+    if !rest.is_empty()
+        || data.is_empty()
+        || data.starts_with(char::is_whitespace)
+        || data.ends_with(char::is_whitespace)
+    {
+        return None;
+    }
+    let data = RawValue::from_string(data.to_owned()).ok()?;
+    Some(MessageFrame {
+        seq,
+        kind,
+        from,
+        from_session,
+        group,
+        data,
+        ts,
+        text: Some(Arc::from(text)),
+    })
+}
+
+/// Leading decimal digits as a u64.
+fn take_u64(s: &str) -> Option<(u64, &str)> {
+    let n = s.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 || n > 20 || (n > 1 && s.starts_with('0')) {
+        return None;
+    }
+    Some((s[..n].parse().ok()?, &s[n..]))
+}
+
+/// `null`, or a JSON string without escapes or control characters.
+fn take_opt_str(s: &str) -> Option<(Option<String>, &str)> {
+    if let Some(rest) = s.strip_prefix("null") {
+        return Some((None, rest));
+    }
+    let s = s.strip_prefix('"')?;
+    let end = s.find('"')?;
+    let v = &s[..end];
+    if v.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    Some((Some(v.to_owned()), &s[end + 1..]))
+}
+
 /// A routed message, encoded once and shared by all its recipients.
 ///
 /// Holds the frame text after `"seq":N`; cloning is a reference-count bump.
@@ -316,5 +392,98 @@ fn push_opt_str(t: &mut String, s: Option<&str>) {
             let enc = serde_json::to_string(s).expect("strings are always serializable");
             t.push_str(&enc);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes through the general path only.
+    fn general(text: &str) -> MessageFrame {
+        let mut t = String::from(" ");
+        t.push_str(text);
+        match ServerFrame::decode(&t).unwrap() {
+            ServerFrame::Message(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn same(a: &MessageFrame, b: &MessageFrame) {
+        assert_eq!(
+            (
+                a.seq,
+                a.kind,
+                &a.from,
+                &a.from_session,
+                &a.group,
+                a.data.get(),
+                a.ts
+            ),
+            (
+                b.seq,
+                b.kind,
+                &b.from,
+                &b.from_session,
+                &b.group,
+                b.data.get(),
+                b.ts
+            )
+        );
+    }
+
+    #[test]
+    fn the_fast_path_decodes_every_delivery_like_the_general_decoder() {
+        let datas = [
+            "null",
+            "0",
+            "-1.5e3",
+            r#""plain""#,
+            r#""with \"escapes\" and ,\"ts\":1}""#,
+            r#"{"ts":5,"nested":{"ts":6}}"#,
+            r#"[1,{"a":"b"},"ü ✓"]"#,
+            r#"{"a":{"b":[true,false,null]}}"#,
+        ];
+        let senders = [
+            (None, None),
+            (Some("bob"), Some("s_0123")),
+            (Some("a@b.c/d:e"), Some("s_x")),
+        ];
+        for kind in [
+            DeliveryKind::Direct,
+            DeliveryKind::Group,
+            DeliveryKind::Broadcast,
+        ] {
+            for data in datas {
+                for (from, session) in senders {
+                    let group = (kind == DeliveryKind::Group).then_some("room-1");
+                    let text = Delivery::new(kind, from, session, group, data, 1_767_225_600_123)
+                        .frame(42);
+                    let fast = decode_canonical_message(&text)
+                        .unwrap_or_else(|| panic!("fast path refused {text}"));
+                    same(&fast, &general(&text));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_general_decoder() {
+        let canonical =
+            Delivery::new(DeliveryKind::Direct, Some("bob"), Some("s_1"), None, "1", 7).frame(3);
+        for text in [
+            canonical.replace(r#""from":"bob""#, r#""from":"b\u006fb""#),
+            canonical.replace(r#","ts":7}"#, r#","ts":7 }"#),
+            canonical.replace(r#","ts":7}"#, r#","ts":07}"#),
+            canonical.replace(r#""data":1"#, r#""data": 1"#),
+            canonical.replace(r#""kind":"direct""#, r#""kind":"other""#),
+            canonical.replace(r#""data":1"#, r#""data":{"#),
+            canonical.replace('}', r#","extra":1}"#),
+        ] {
+            assert!(decode_canonical_message(&text).is_none(), "{text}");
+        }
+        // The general decoder still reads the escaped form.
+        let escaped = canonical.replace(r#""from":"bob""#, r#""from":"b\u006fb""#);
+        assert_eq!(general(&escaped).from.as_deref(), Some("bob"));
     }
 }
