@@ -319,6 +319,7 @@ where
             // that only read an ack need not flush a partial batch, and a
             // wake-up that arrives meanwhile is kept as a permit.
             let mut woken = false;
+            let mut read = false;
             let step: Result<(), End> = tokio::select! {
                 biased;
                 _ = super::shutting_down(&mut shutdown) => Err(End::Close(close::GOING_AWAY, "server shutting down")),
@@ -326,12 +327,17 @@ where
                     woken = true;
                     Ok(())
                 }
-                msg = self.ws.next() => self.on_message(msg).await,
+                msg = self.ws.next() => {
+                    read = true;
+                    self.on_message(msg).await
+                }
                 _ = heartbeat.tick() => self.on_heartbeat(hb).await,
                 _ = expiry => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
             };
+            // Only after a read can more frames be buffered; probing the
+            // socket otherwise costs tungstenite a zero-filled read buffer.
             let step = match step {
-                Ok(()) => self.read_ahead().await,
+                Ok(()) if read => self.read_ahead().await,
                 e => e,
             };
             let step = match step {
