@@ -18,6 +18,22 @@ unsafe fn take(p: *mut std::ffi::c_char) -> Option<String> {
     Some(v)
 }
 
+/// Starts an embedded server with `config` and returns it with its URL.
+unsafe fn server(config: &str) -> (*mut zr_server, CString) {
+    let mut server = null_mut();
+    assert_eq!(
+        unsafe { zr_server_start(s(config).as_ptr(), &mut server) },
+        zr_status::ZR_OK
+    );
+    let mut addr = null_mut();
+    assert_eq!(
+        unsafe { zr_server_address(server, &mut addr) },
+        zr_status::ZR_OK
+    );
+    let url = s(&format!("ws://{}/ws", unsafe { take(addr) }.unwrap()));
+    (server, url)
+}
+
 fn last_code() -> String {
     unsafe { CStr::from_ptr(zr_last_error_code()) }
         .to_str()
@@ -28,17 +44,7 @@ fn last_code() -> String {
 #[test]
 fn after_close_the_event_stream_ends() {
     unsafe {
-        let mut server = null_mut();
-        assert_eq!(
-            zr_server_start(
-                s(r#"{"server":{"listen":"127.0.0.1:0"}}"#).as_ptr(),
-                &mut server
-            ),
-            zr_status::ZR_OK
-        );
-        let mut addr = null_mut();
-        zr_server_address(server, &mut addr);
-        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let (server, url) = server(r#"{"server":{"listen":"127.0.0.1:0"}}"#);
         let mut c = null_mut();
         assert_eq!(
             zr_client_connect(url.as_ptr(), s(r#"{"user":"a"}"#).as_ptr(), &mut c),
@@ -185,12 +191,8 @@ fn null_and_invalid_arguments_are_refused_without_crashing() {
 #[test]
 fn a_token_provider_is_asked_through_pulled_events() {
     unsafe {
-        let mut server = null_mut();
-        let cfg = s(r#"{"server":{"listen":"127.0.0.1:0"},"auth":{"tokens":{"t-1":"alice"}}}"#);
-        assert_eq!(zr_server_start(cfg.as_ptr(), &mut server), zr_status::ZR_OK);
-        let mut addr = null_mut();
-        zr_server_address(server, &mut addr);
-        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let (server, url) =
+            server(r#"{"server":{"listen":"127.0.0.1:0"},"auth":{"tokens":{"t-1":"alice"}}}"#);
         let mut c = null_mut();
         assert_eq!(
             zr_client_start_with_token_provider(url.as_ptr(), std::ptr::null(), &mut c),
@@ -239,17 +241,7 @@ fn a_token_provider_is_asked_through_pulled_events() {
 #[test]
 fn binary_batches_carry_messages_as_records_and_the_rest_as_json() {
     unsafe {
-        let mut server = null_mut();
-        assert_eq!(
-            zr_server_start(
-                s(r#"{"server":{"listen":"127.0.0.1:0"}}"#).as_ptr(),
-                &mut server
-            ),
-            zr_status::ZR_OK
-        );
-        let mut addr = null_mut();
-        zr_server_address(server, &mut addr);
-        let url = s(&format!("ws://{}/ws", take(addr).unwrap()));
+        let (server, url) = server(r#"{"server":{"listen":"127.0.0.1:0"}}"#);
         let mut c = null_mut();
         assert_eq!(
             zr_client_connect(url.as_ptr(), s(r#"{"user":"bob"}"#).as_ptr(), &mut c),

@@ -272,6 +272,17 @@ pub(crate) fn present<'de: 'a, 'a, D: Deserializer<'de>>(
 /// for a missing or invalid field. The error carries the frame's `id` when
 /// that was valid.
 pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
+    let (raw, ty) = envelope(text)?;
+    // The id is checked first, so that every later error can echo it.
+    let id = match raw.id {
+        None => None,
+        Some(v) => Some(request_id(v)?),
+    };
+    frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
+}
+
+/// The frame's fields and its `type`, or the `bad_frame` error.
+fn envelope(text: &str) -> Result<(RawFrame<'_>, std::borrow::Cow<'_, str>), ParseError> {
     // serde would also read a struct from a JSON array, field by field.
     if !is_object_text(text) {
         let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -298,12 +309,7 @@ pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
         Some(v) => serde_json::from_str::<std::borrow::Cow<'_, str>>(v.get())
             .map_err(|_| ParseError::new(ErrorCode::BadFrame, "frame's `type` must be a string"))?,
     };
-    // The id is checked first, so that every later error can echo it.
-    let id = match raw.id {
-        None => None,
-        Some(v) => Some(request_id(v)?),
-    };
-    frame(&ty, &raw, id.clone()).map_err(|error| ParseError { error, id })
+    Ok((raw, ty))
 }
 
 /// The seq of an `ack` in its canonical form, `{"type":"ack","seq":N}`
@@ -326,26 +332,15 @@ pub fn canonical_ack(text: &str) -> Option<u64> {
 /// # Errors
 /// As [`parse`], and `bad_request` when the frame carries an `id`.
 pub fn parse_unnumbered(text: &str) -> Result<ClientFrame<'_>, ParseError> {
-    if !is_object_text(text) {
-        return parse(text);
-    }
-    let raw: RawFrame<'_> = match serde_json::from_str(text) {
-        Ok(r) => r,
-        Err(_) => return parse(text),
-    };
+    let (raw, ty) = envelope(text)?;
     if raw.id.is_some() {
         return Err(ParseError::new(
             ErrorCode::BadRequest,
             "a request handed to the client must not carry an `id`: the client numbers requests",
         ));
     }
-    let is_rpc = raw
-        .ty
-        .is_some_and(|t| serde_json::from_str::<&str>(t.get()).ok() == Some("rpc"));
-    if !is_rpc {
-        return parse(text);
-    }
-    frame("rpc", &raw, Some(RequestId::Int(0))).map_err(|error| ParseError { error, id: None })
+    let id = (ty == "rpc").then_some(RequestId::Int(0));
+    frame(&ty, &raw, id).map_err(|error| ParseError { error, id: None })
 }
 
 /// Whether the text starts (after whitespace) with `{`.

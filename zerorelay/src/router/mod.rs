@@ -67,14 +67,20 @@ impl Router {
     fn queue(&self, s: &Session, d: &Delivery) -> bool {
         match s.queue(d, &self.limits) {
             Queued::Ok => {}
-            Queued::Dropped(n) => {
-                self.stats.dropped.fetch_add(n, Ordering::Relaxed);
-                tracing::info!(
-                    session = %s.id,
-                    dropped = n,
-                    limit = self.limits.outbox_messages,
-                    "Dropped the oldest unacknowledged deliveries of a session to stay within session.outbox_messages / session.outbox_bytes; the client will get a gap frame."
-                );
+            Queued::Dropped { count, first } => {
+                self.stats.dropped.fetch_add(count, Ordering::Relaxed);
+                // Once per session at info: a session that keeps overflowing
+                // would otherwise log on every delivery.
+                if first {
+                    tracing::info!(
+                        session = %s.id,
+                        dropped = count,
+                        limit = self.limits.outbox_messages,
+                        "Dropped the oldest unacknowledged deliveries of a session to stay within session.outbox_messages / session.outbox_bytes; the client will get a gap frame. Later drops of this session are logged at debug level."
+                    );
+                } else {
+                    tracing::debug!(session = %s.id, dropped = count, "Dropped more unacknowledged deliveries of a session.");
+                }
             }
             Queued::SlowConsumer => {
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);

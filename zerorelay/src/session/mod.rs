@@ -155,8 +155,14 @@ pub struct SessionState {
 pub enum Queued {
     /// Queued; the attached connection (if any) was woken.
     Ok,
-    /// Queued, and the oldest unacknowledged deliveries were dropped to make room.
-    Dropped(u64),
+    /// Queued, and the oldest unacknowledged deliveries were dropped to make
+    /// room; `first` when these are the session's first drops.
+    Dropped {
+        /// How many were dropped now.
+        count: u64,
+        /// Whether the session had never dropped before.
+        first: bool,
+    },
     /// The attached connection fell too far behind and was detached.
     SlowConsumer,
     /// The session has ended; nothing was queued.
@@ -215,7 +221,10 @@ impl Session {
             }
         }
         if dropped > 0 {
-            Queued::Dropped(dropped)
+            Queued::Dropped {
+                count: dropped,
+                first: st.outbox.dropped_total() == dropped,
+            }
         } else {
             Queued::Ok
         }
