@@ -122,6 +122,17 @@ impl Error {
             Error::Io(_) | Error::Closed => ErrorCode::Internal,
         }
     }
+
+    /// The stable string code the language bindings report: the protocol
+    /// code of a refusal, else `invalid_argument`, `io` or `closed`.
+    pub fn binding_code(&self) -> &'static str {
+        match self {
+            Error::Protocol(e) => e.code.as_str(),
+            Error::Config(_) => "invalid_argument",
+            Error::Io(_) => "io",
+            Error::Closed => "closed",
+        }
+    }
 }
 
 /// Shorthand for results of the host-side API.

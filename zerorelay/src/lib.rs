@@ -20,6 +20,8 @@
 //! - [`error`]: the error codes.
 //! - `client` (feature `client`): the client engine, sans-IO, and its tokio
 //!   driver, shared by every SDK.
+//! - `log_forward` (feature `log-forward`): the core's log events as JSON
+//!   records for a foreign logger (the bindings).
 //!
 //! # Embedding
 //! ```no_run
@@ -41,6 +43,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(feature = "log-forward")]
+pub mod log_forward;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -86,15 +86,15 @@ impl From<ClientError> for Failure {
 
 impl From<zerorelay::Error> for Failure {
     fn from(e: zerorelay::Error) -> Self {
-        let (status, code) = match &e {
-            zerorelay::Error::Protocol(p) => (zr_status::ZR_ERR_SERVER, p.code.as_str()),
-            zerorelay::Error::Config(_) => (zr_status::ZR_ERR_INVALID_ARGUMENT, "invalid_argument"),
-            zerorelay::Error::Io(_) => (zr_status::ZR_ERR_IO, "io"),
-            _ => (zr_status::ZR_ERR_CLOSED, "closed"),
+        let status = match &e {
+            zerorelay::Error::Protocol(_) => zr_status::ZR_ERR_SERVER,
+            zerorelay::Error::Config(_) => zr_status::ZR_ERR_INVALID_ARGUMENT,
+            zerorelay::Error::Io(_) => zr_status::ZR_ERR_IO,
+            _ => zr_status::ZR_ERR_CLOSED,
         };
         Failure {
             status,
-            code: code.to_owned(),
+            code: e.binding_code().to_owned(),
             message: e.to_string(),
         }
     }
@@ -999,15 +999,7 @@ pub unsafe extern "C" fn zr_server_start(
         };
         let (relay, addr, serve) = runtime().block_on(async {
             let relay = Relay::builder(config).build()?;
-            let addr = relay.config().listen_addr()?;
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                zerorelay::Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {addr}: {e}"),
-                ))
-            })?;
-            let bound = listener.local_addr()?;
-            let serve = tokio::spawn(relay.clone().serve(listener));
+            let (bound, serve) = relay.spawn().await?;
             Ok::<_, zerorelay::Error>((relay, bound.to_string(), serve))
         })?;
         let s = Box::new(zr_server {

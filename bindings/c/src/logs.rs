@@ -3,13 +3,8 @@
 //! hand them to its own logger.
 
 use std::ffi::c_char;
-use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
 
 use super::{c_string, ffi, put, str_arg, Failure};
 
@@ -17,57 +12,14 @@ use super::{c_string, ffi, put, str_arg, Failure};
 const BUFFER: usize = 4096;
 
 struct Sink {
-    tx: std::sync::mpsc::SyncSender<String>,
+    /// Kept so that the channel stays open (and `zr_logs_next` waits rather
+    /// than failing) when the host's own subscriber won and the forwarder
+    /// was dropped.
+    _tx: std::sync::mpsc::SyncSender<String>,
     rx: Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
-
-struct Forward;
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let mut s = String::new();
-        let _ = write!(s, "{value:?}");
-        if field.name() == "message" {
-            self.message = s;
-        } else {
-            self.rest
-                .insert(field.name().to_owned(), serde_json::Value::String(s));
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_owned();
-        } else {
-            self.rest.insert(field.name().to_owned(), value.into());
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Forward {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let Some(sink) = SINK.get() else { return };
-        let mut f = Fields::default();
-        event.record(&mut f);
-        let meta = event.metadata();
-        let record = serde_json::json!({
-            "level": meta.level().as_str().to_ascii_lowercase(),
-            "target": meta.target(),
-            "message": f.message,
-            "fields": f.rest,
-        });
-        // Never block the relay on a slow log reader: drop when full.
-        let _ = sink.tx.try_send(record.to_string());
-    }
-}
 
 /// Starts collecting the core's log records at `level` (`error`, `warn`,
 /// `info`, `debug`, `trace`, or a filter such as `zerorelay=debug`). Only
@@ -80,23 +32,21 @@ pub unsafe extern "C" fn zr_log_init(level: *const c_char) -> super::zr_status {
     ffi(|| {
         // SAFETY: forwarded contract.
         let level = unsafe { str_arg(level, "level") }?;
-        let filter = tracing_subscriber::EnvFilter::try_new(level)
-            .map_err(|e| Failure::invalid(format!("level {level:?}: {e}")))?;
         if SINK.get().is_some() {
             return Ok(());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(BUFFER);
-        if SINK
-            .set(Sink {
-                tx,
-                rx: Mutex::new(rx),
-            })
-            .is_ok()
-        {
-            let subscriber = tracing_subscriber::registry().with(Forward.with_filter(filter));
-            // Another global subscriber (the host's) wins; then nothing is forwarded.
-            let _ = tracing::subscriber::set_global_default(subscriber);
-        }
+        let forward = tx.clone();
+        // Another global subscriber (the host's) wins; then nothing is forwarded.
+        // Never block the relay on a slow log reader: drop when full.
+        zerorelay::log_forward::install(level, move |r| {
+            let _ = forward.try_send(r);
+        })
+        .map_err(Failure::invalid)?;
+        let _ = SINK.set(Sink {
+            _tx: tx,
+            rx: Mutex::new(rx),
+        });
         Ok(())
     })
 }

@@ -3,7 +3,8 @@
 //! An [`Authenticator`] turns a `hello` (its token, and in development mode its
 //! `user`) into an [`Identity`], and may refuse individual actions. Two are
 //! built in: [`AllowAll`] for development (anyone, named by `hello.user`) and
-//! [`StaticTokens`] (a fixed token → user map from the configuration). Hosts
+//! [`StaticTokens`] (a fixed token → user map from the configuration);
+//! [`Callback`] asks a host function (the language bindings use it). Hosts
 //! plug in their own (JWT, a session database, …) by implementing the trait.
 
 use std::collections::HashMap;
@@ -14,6 +15,9 @@ use std::time::SystemTime;
 
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Target;
+
+pub mod callback;
+pub use callback::Callback;
 
 /// A boxed, sendable future (what async trait methods return here).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

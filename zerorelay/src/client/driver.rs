@@ -68,7 +68,7 @@ pub enum Status {
 /// [`Client::close`] is called or every handle is dropped.
 #[derive(Clone, Debug)]
 pub struct Client {
-    cmd: mpsc::Sender<Command>,
+    cmd: mpsc::UnboundedSender<Command>,
     next_handle: Arc<AtomicU64>,
     status: watch::Receiver<Status>,
 }
@@ -169,7 +169,7 @@ impl Client {
             None => None,
         };
         let engine = Engine::new(options.clone(), tokens.is_some(), snapshot);
-        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
         let (status_tx, status_rx) = watch::channel(Status::Connecting);
         let driver = Driver {
@@ -211,6 +211,14 @@ impl Client {
     /// awaits `submit` before the next one keeps its order even when it does
     /// not wait for the answers. Dropping the returned future cancels it.
     pub async fn submit(&self, req: Request) -> Result<PendingReply, ClientError> {
+        self.submit_now(req)
+    }
+
+    /// [`Client::submit`] without an `await`, for bindings whose callers
+    /// cannot wait: requests are ordered as the calls are made. The command
+    /// path is unbounded; what bounds memory is the engine (its offline queue
+    /// and the socket's backpressure).
+    pub fn submit_now(&self, req: Request) -> Result<PendingReply, ClientError> {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.cmd
@@ -219,7 +227,6 @@ impl Client {
                 handle,
                 reply: tx,
             })
-            .await
             .map_err(|_| ClientError::Closed)?;
         Ok(PendingReply {
             rx,
@@ -315,7 +322,7 @@ impl Client {
     /// driver has finished.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.cmd.send(Command::Close(tx)).await.is_ok() {
+        if self.cmd.send(Command::Close(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -326,7 +333,7 @@ impl Client {
 #[derive(Debug)]
 pub struct PendingReply {
     rx: oneshot::Receiver<Result<Reply, ClientError>>,
-    cancel: Option<(mpsc::Sender<Command>, u64)>,
+    cancel: Option<(mpsc::UnboundedSender<Command>, u64)>,
 }
 
 impl Future for PendingReply {
@@ -345,7 +352,7 @@ impl Future for PendingReply {
 impl Drop for PendingReply {
     fn drop(&mut self) {
         if let Some((cmd, handle)) = self.cancel.take() {
-            let _ = cmd.try_send(Command::Cancel(handle));
+            let _ = cmd.send(Command::Cancel(handle));
         }
     }
 }
@@ -369,7 +376,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
         let mut ws: Option<Ws> = None;
         let mut connecting: Option<BoxFuture<Result<Ws, String>>> = None;
         let mut token: Option<TokenFuture> = None;

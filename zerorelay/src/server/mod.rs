@@ -275,6 +275,21 @@ impl Relay {
         listener::serve(self.shared.clone(), listener).await
     }
 
+    /// Binds `server.listen` (port 0 picks a free port) and serves in a
+    /// background task until [`Relay::shutdown`]. Returns the bound address
+    /// and the task. Must be called inside a Tokio runtime.
+    pub async fn spawn(&self) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<()>>)> {
+        let addr = self.config().listen_addr()?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr}: {e}"),
+            ))
+        })?;
+        let bound = listener.local_addr()?;
+        Ok((bound, tokio::spawn(self.clone().serve(listener))))
+    }
+
     /// Runs the relay protocol on a WebSocket the host already accepted (on
     /// any path of its own HTTP server). Resolves when the connection ends.
     pub async fn accept_websocket<S>(&self, ws: WebSocketStream<S>, peer: Option<SocketAddr>)
@@ -404,6 +419,11 @@ impl Relay {
         let grace = Duration::from_millis(self.shared.config.server.shutdown_grace_ms)
             + Duration::from_millis(self.shared.config.server.write_timeout_ms);
         let _ = tokio::time::timeout(grace, self.wait_idle()).await;
+    }
+
+    /// Resolves once [`Relay::shutdown`] has been called (by anyone).
+    pub async fn shutdown_requested(&self) {
+        shutting_down(&mut self.shared.shutdown.subscribe()).await;
     }
 
     async fn wait_idle(&self) {
