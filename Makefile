@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go go-lib bench bench-go lint fmt gen check-gen
+.PHONY: help run test test-rust test-go test-node go-lib node-addon bench bench-go bench-node lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## List the targets.
 run: ## Run the relay on 127.0.0.1:8080 (release build).
 	$(CARGO) run --release -p zerorelay --features cli --bin zerorelay -- serve
 
-test: test-rust test-go ## Run every test in the repo.
+test: test-rust test-go test-node ## Run every test in the repo.
 
 test-rust: ## Rust tests: unit, protocol vectors, integration, CLI, examples.
 	$(CARGO) test --all-features
@@ -29,6 +29,16 @@ test-go: go-lib ## Go SDK tests (with -race) and the Go example, on a library bu
 	cd sdk-go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/go-chat && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
+node-addon: ## Install the Node SDK's npm packages and build its addon from source (debug; PROFILE=release for benchmarks).
+	cd sdk-node && npm ci --ignore-scripts --no-audit --no-fund
+	cd sdk-node && ZERORELAY_BUILD_PROFILE=$(if $(filter release,$(PROFILE)),release,debug) node scripts/build.js --force
+
+test-node: node-addon ## Node SDK: node --test suites, tsc on the declarations, the packed tarball, the example.
+	git diff --exit-code -- sdk-node/native/index.js sdk-node/native/index.d.ts || (echo "sdk-node/native is stale: commit the regenerated files"; exit 1)
+	cd sdk-node && npx tsc -p test/tsconfig.json
+	cd sdk-node && node --test test/*.test.js
+	cd examples/node-chat && npm install --no-audit --no-fund --offline --ignore-scripts && node --test
+
 bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay -p zerorelay-bench
 	cd bench/node && npm ci --no-audit --no-fund
@@ -40,6 +50,11 @@ bench-go: ## Go SDK receive rate against gorilla/websocket (release library).
 	$(MAKE) go-lib PROFILE=release
 	cd sdk-go && $(GO) test -run '^$$' -bench Receive -benchtime 200000x -count 3 .
 	$(MAKE) go-lib
+
+bench-node: ## Node SDK receive rate against the ws package (release addon).
+	$(MAKE) node-addon PROFILE=release
+	cd sdk-node && node bench/recv.js
+	$(MAKE) node-addon
 
 lint: ## Check formatting, clippy (warnings are errors), gofmt and go vet.
 	$(CARGO) fmt --all -- --check

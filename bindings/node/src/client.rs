@@ -1,0 +1,189 @@
+//! The client: a handle over the core's [`Client`], requests as JSON, and
+//! events pulled in batches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use zerorelay::client::json::{reply_to_json, request_from_json, write_event};
+use zerorelay::client::{Client, ClientError, ClientOptions, Event, Events, Status, TokenProvider};
+
+use crate::error::{self, Result};
+use crate::{ask, JsonCallback};
+
+/// The most events one `nextEvents` call returns.
+const BATCH: usize = 4096;
+
+/// A connected (or connecting) client.
+#[napi]
+pub struct NativeClient {
+    client: Client,
+    events: Arc<tokio::sync::Mutex<Events>>,
+    aborts: Arc<Mutex<HashMap<u32, oneshot::Sender<()>>>>,
+}
+
+/// What a token provider answers (the JavaScript layer's JSON).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenAnswer {
+    token: Option<String>,
+    #[serde(rename = "expiresInMs")]
+    expires_in_ms: Option<u64>,
+    error: Option<String>,
+}
+
+fn token_provider(f: JsonCallback) -> TokenProvider {
+    let f = Arc::new(f);
+    Arc::new(move || {
+        let f = f.clone();
+        Box::pin(async move {
+            let answer = ask(&f, String::new()).await?;
+            let a: TokenAnswer = serde_json::from_str(&answer)
+                .map_err(|e| format!("the token provider answered {answer:?}: {e}"))?;
+            match (a.token, a.error) {
+                (_, Some(e)) => Err(e),
+                (Some(t), None) => Ok((t, a.expires_in_ms.map(Duration::from_millis))),
+                (None, None) => Err("the token provider returned no token".to_owned()),
+            }
+        })
+    })
+}
+
+/// Starts a client. With `wait`, resolves once the first `welcome` arrived
+/// (or rejects with the reason the server refused); without it, resolves at
+/// once and requests wait in the offline queue until the client connects.
+#[napi(
+    ts_args_type = "url: string, optionsJson: string, tokenProvider: ((arg: string) => Promise<string>) | undefined | null, wait: boolean"
+)]
+pub async fn connect(
+    url: String,
+    options_json: String,
+    token_provider: Option<JsonCallback>,
+    wait: bool,
+) -> Result<NativeClient> {
+    let options = ClientOptions::from_json(&options_json).map_err(error::client)?;
+    let tokens = token_provider.map(self::token_provider);
+    let (client, events) = if wait {
+        Client::connect_with(&url, options, tokens).await
+    } else {
+        Client::start(&url, options, tokens)
+    }
+    .map_err(error::client)?;
+    Ok(NativeClient {
+        client,
+        events: Arc::new(tokio::sync::Mutex::new(events)),
+        aborts: Arc::default(),
+    })
+}
+
+#[napi]
+impl NativeClient {
+    /// Makes a request (a protocol frame without `id`, as JSON). Resolves to
+    /// the reply as JSON: `{"ok":true,"data":…}` or
+    /// `{"ok":false,"error":{"code":…,"message":…}}`. Requests are ordered as
+    /// the calls are made. `abortId`, when given, lets `abort` cancel it.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn request<'env>(
+        &self,
+        env: &'env Env,
+        request_json: String,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let req = request_from_json(&request_json).map_err(error::client)?;
+        let pending = self.client.submit_now(req).map_err(error::client)?;
+        let abort = abort_id.map(|id| {
+            let (tx, rx) = oneshot::channel();
+            self.aborts.lock().expect("not poisoned").insert(id, tx);
+            (id, rx)
+        });
+        let aborts = self.aborts.clone();
+        env.spawn_future(async move {
+            let result = match abort {
+                None => pending.await,
+                Some((id, rx)) => {
+                    let r = tokio::select! {
+                        r = pending => r,
+                        // Dropping `pending` cancels the request in the engine.
+                        _ = rx => Err(ClientError::Cancelled),
+                    };
+                    aborts.lock().expect("not poisoned").remove(&id);
+                    r
+                }
+            };
+            Ok(reply_to_json(0, &result))
+        })
+        .map_err(error::internal)
+    }
+
+    /// Cancels the request started with this `abortId` (no-op when it is
+    /// already finished): a queued request is then never sent.
+    #[napi]
+    pub fn abort(&self, abort_id: u32) {
+        if let Some(tx) = self.aborts.lock().expect("not poisoned").remove(&abort_id) {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for events and resolves to a JSON array of them (up to 4,096
+    /// at once), or to `null` once the client is closed and every event was
+    /// read.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_events<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<String>>> {
+        let events = self.events.clone();
+        env.spawn_future(async move {
+            let mut events = events.lock().await;
+            let mut buf: Vec<Event> = Vec::new();
+            if events.recv_many(&mut buf, BATCH).await == 0 {
+                return Ok(None);
+            }
+            let mut out = String::with_capacity(buf.len() * 96 + 2);
+            out.push('[');
+            for (i, e) in buf.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_event(e, &mut out);
+            }
+            out.push(']');
+            Ok(Some(out))
+        })
+        .map_err(error::internal)
+    }
+
+    /// Closes cleanly (the session ends on the server); resolves when the
+    /// client has finished.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let client = self.client.clone();
+        env.spawn_future(async move {
+            client.close().await;
+            Ok(())
+        })
+        .map_err(error::internal)
+    }
+
+    /// `connecting`, `connected` or `closed`.
+    #[napi(getter)]
+    pub fn state(&self) -> String {
+        match self.client.status() {
+            Status::Connecting => "connecting",
+            Status::Connected(_) => "connected",
+            Status::Closed(_) => "closed",
+        }
+        .to_owned()
+    }
+
+    /// The current session id, while connected.
+    #[napi(getter)]
+    pub fn session(&self) -> Option<String> {
+        match self.client.status() {
+            Status::Connected(s) => Some(s),
+            _ => None,
+        }
+    }
+}

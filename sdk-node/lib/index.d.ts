@@ -1,0 +1,206 @@
+// Type declarations for the Zerorelay Node SDK (CommonJS and ES module).
+import { EventEmitter } from 'node:events'
+
+/** The protocol's error codes (docs/PROTOCOL.md). */
+export type ProtocolCode =
+  | 'bad_frame' | 'bad_request' | 'unsupported' | 'unauthorized' | 'forbidden'
+  | 'not_found' | 'too_large' | 'rate_limited' | 'limit_exceeded' | 'internal'
+
+/** Codes the client reports itself (and the host API's `io`). */
+export type ClientCode =
+  | 'timeout' | 'closed' | 'queue_full' | 'cancelled' | 'invalid_argument' | 'connection' | 'io'
+
+export type ErrorCode = ProtocolCode | ClientCode
+
+export declare const PROTOCOL_CODES: readonly ProtocolCode[]
+export declare const CLIENT_CODES: readonly ClientCode[]
+export declare const version: string
+
+/** Every failure: `code` says what happened. An aborted request has `name` 'AbortError'. */
+export declare class ZerorelayError extends Error {
+  constructor (code: ErrorCode | string, message: string, options?: ErrorOptions)
+  readonly code: ErrorCode
+}
+
+/** Any JSON-serializable value. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
+
+export interface Message<T = unknown> {
+  /** Per-session sequence number, contiguous from 1. */
+  seq: number
+  kind: 'direct' | 'group' | 'broadcast'
+  /** The sender's user; null for anonymous senders and the host. */
+  from: string | null
+  fromSession: string | null
+  /** The group, for group messages. */
+  group: string | null
+  data: T
+  /** When the relay routed it, Unix milliseconds. */
+  ts: number
+}
+
+export interface ConnectedEvent { session: string; user: string | null; resumed: boolean; lostSession: string | null }
+export interface DisconnectedEvent { code: number | null; reason: string; willRetry: boolean }
+export interface ReconnectingEvent { attempt: number; delayMs: number }
+export interface LossEvent { fromSeq: number; toSeq: number; reason: string }
+export interface RejoinedEvent { groups: string[] }
+export interface ClosedEvent { reason: string }
+
+export interface Logger {
+  error?(message: string, fields?: Record<string, unknown>): void
+  warn?(message: string, fields?: Record<string, unknown>): void
+  info?(message: string, fields?: Record<string, unknown>): void
+  debug?(message: string, fields?: Record<string, unknown>): void
+  log?(message: string, fields?: Record<string, unknown>): void
+}
+
+export type TokenProvider = () => string | { token: string; expiresInMs?: number } | Promise<string | { token: string; expiresInMs?: number }>
+
+export interface ConnectOptions {
+  /** Sent in `hello` (and on every reconnect). */
+  token?: string
+  /** Asked for a token before every connection and before it expires; wins over `token`. */
+  tokenProvider?: TokenProvider
+  /** The user name; honoured by relays in development mode only. */
+  user?: string
+  clientName?: string
+  /** Extra headers on the WebSocket upgrade request. */
+  headers?: Record<string, string>
+  reconnect?: { enabled?: boolean; baseMs?: number; capMs?: number; maxAttempts?: number }
+  ack?: { batch?: number; intervalMs?: number }
+  /** Requests made while disconnected wait here, in order. */
+  offlineQueue?: { maxMessages?: number; maxBytes?: number; whenFull?: 'failFast' | 'dropOldest' }
+  requestTimeoutMs?: number
+  connectTimeoutMs?: number
+  refreshMarginMs?: number
+  /** A PEM file of extra CA certificates for wss://. */
+  caFile?: string
+  /** Keep the offline queue and resume state in this file across restarts. */
+  persistPath?: string
+  seed?: number
+  /** Resolve only once welcomed (default), or at once with requests queued. */
+  waitForConnection?: boolean
+  /** Where the core's log records go (see `setLogger`). */
+  logger?: Logger | null
+  logLevel?: string
+}
+
+export interface RequestOptions {
+  /** Cancels the request: a queued request is then never sent. */
+  signal?: AbortSignal
+}
+
+export interface EchoOptions extends RequestOptions {
+  /** Deliver to this client too. */
+  echo?: boolean
+}
+
+export type SendTarget = { to: string; session?: never } | { session: string; to?: never }
+
+export interface ClientEvents {
+  message: [Message]
+  connected: [ConnectedEvent]
+  disconnected: [DisconnectedEvent]
+  reconnecting: [ReconnectingEvent]
+  loss: [LossEvent]
+  rejoined: [RejoinedEvent]
+  error: [ZerorelayError]
+  closed: [ClosedEvent]
+}
+
+export declare class Client extends EventEmitter {
+  private constructor ()
+  readonly state: 'connecting' | 'connected' | 'closed'
+  readonly session: string | null
+  join (group: string, options?: RequestOptions): Promise<void>
+  leave (group: string, options?: RequestOptions): Promise<void>
+  publish (group: string, data: unknown, options?: EchoOptions): Promise<void>
+  send (target: SendTarget, data: unknown, options?: RequestOptions): Promise<void>
+  broadcast (data: unknown, options?: EchoOptions): Promise<void>
+  rpc<R = unknown> (method: string, data?: unknown, options?: RequestOptions): Promise<R>
+  messages<T = unknown> (): AsyncIterableIterator<Message<T>>
+  [Symbol.asyncIterator] (): AsyncIterableIterator<Message>
+  close (): Promise<void>
+
+  on<E extends keyof ClientEvents> (event: E, listener: (...args: ClientEvents[E]) => void): this
+  once<E extends keyof ClientEvents> (event: E, listener: (...args: ClientEvents[E]) => void): this
+  off<E extends keyof ClientEvents> (event: E, listener: (...args: ClientEvents[E]) => void): this
+  addListener<E extends keyof ClientEvents> (event: E, listener: (...args: ClientEvents[E]) => void): this
+  removeListener<E extends keyof ClientEvents> (event: E, listener: (...args: ClientEvents[E]) => void): this
+  emit<E extends keyof ClientEvents> (event: E, ...args: ClientEvents[E]): boolean
+}
+
+export declare function connect (url: string, options?: ConnectOptions): Promise<Client>
+
+export interface Credentials {
+  token: string | null
+  /** `hello.user`: a claim, not a proof. */
+  user: string | null
+  remote: string | null
+  client: string | null
+}
+
+export type AuthAnswer = string | { user?: string | null; expiresInMs?: number | null } | boolean | null | undefined
+
+export interface RpcContext { session: string; user: string | null }
+
+export interface ServerOptions {
+  /** Decides who connects: a user name, `{ user, expiresInMs }`, true (anonymous), or null/false to refuse. */
+  auth?: (credentials: Credentials) => AuthAnswer | Promise<AuthAnswer>
+  /** RPC methods; throw a ZerorelayError with a protocol code to refuse. */
+  rpc?: Record<string, (data: any, context: RpcContext) => unknown>
+  logger?: Logger | null
+  logLevel?: string
+}
+
+/** The relay's configuration: the sections and keys of the TOML file. */
+export interface ServerConfig {
+  server?: { listen?: string; [key: string]: unknown }
+  session?: Record<string, unknown>
+  limits?: Record<string, unknown>
+  auth?: { tokens?: Record<string, string> }
+  features?: { client_broadcast?: boolean; send_to_session?: boolean }
+  log?: Record<string, unknown>
+}
+
+export interface SessionInfo {
+  id: string
+  user: string | null
+  connected: boolean
+  groups: string[]
+  last_seq: number
+  unacked: number
+  [key: string]: unknown
+}
+
+export declare class Server {
+  private constructor ()
+  static start (config?: ServerConfig, options?: ServerOptions): Promise<Server>
+  readonly address: string
+  readonly url: string
+  publish (group: string, data: unknown): number
+  sendToUser (user: string, data: unknown): number
+  sendToSession (session: string, data: unknown): void
+  broadcast (data: unknown): number
+  disconnect (session: string): boolean
+  dropConnection (session: string): boolean
+  sessions (): SessionInfo[]
+  groups (): Array<{ name: string; members: number; [key: string]: unknown }>
+  stats (): Record<string, number>
+  close (): Promise<void>
+}
+
+/** Sends the core's log records at `level` and above to `logger` (null: silent). */
+export declare function setLogger (logger: Logger | null, level?: string): void
+
+declare const zerorelay: {
+  connect: typeof connect
+  Client: typeof Client
+  Server: typeof Server
+  ZerorelayError: typeof ZerorelayError
+  PROTOCOL_CODES: typeof PROTOCOL_CODES
+  CLIENT_CODES: typeof CLIENT_CODES
+  setLogger: typeof setLogger
+  version: string
+}
+export default zerorelay

@@ -1,0 +1,154 @@
+'use strict'
+// The embedded relay: start it from a configuration (the sections and keys
+// of the TOML file), publish and send from JavaScript, decide who connects
+// with an auth callback, and close it gracefully.
+const native = require('./native')
+const { ZerorelayError, PROTOCOL_CODES, fromNative } = require('./errors')
+const { dataJson } = require('./client')
+const logging = require('./logging')
+
+/** Wraps a user's auth callback so that it always answers JSON and never throws. */
+function authCallback (auth) {
+  return async (credentialsJson) => {
+    try {
+      const answer = await auth(JSON.parse(credentialsJson))
+      if (answer === null || answer === undefined || answer === false) return '{"allow":null}'
+      if (answer === true) return '{"allow":{}}'
+      if (typeof answer === 'string') return JSON.stringify({ allow: { user: answer } })
+      if (typeof answer === 'object') {
+        const allow = {}
+        if (answer.user !== undefined && answer.user !== null) allow.user = answer.user
+        if (answer.expiresInMs !== undefined && answer.expiresInMs !== null) allow.expiresInMs = answer.expiresInMs
+        return JSON.stringify({ allow })
+      }
+      return JSON.stringify({ error: `the auth callback returned a ${typeof answer}; return a user name, { user, expiresInMs }, true, or null to refuse` })
+    } catch (e) {
+      return JSON.stringify({ error: String(e && e.message ? e.message : e) })
+    }
+  }
+}
+
+/** One JavaScript function that dispatches every RPC method and never throws. */
+function rpcCallback (handlers) {
+  return async (callJson) => {
+    const call = JSON.parse(callJson)
+    try {
+      const result = await handlers[call.method](call.data, { session: call.session, user: call.user ?? null })
+      const json = JSON.stringify(result === undefined ? null : result)
+      return `{"ok":${json}}`
+    } catch (e) {
+      const known = e instanceof ZerorelayError && PROTOCOL_CODES.includes(e.code)
+      if (!known) logging.warn(`rpc ${call.method} failed: ${e && e.stack ? e.stack : e}`)
+      return JSON.stringify({
+        error: known
+          ? { code: e.code, message: e.message }
+          : { code: 'internal', message: 'the RPC handler failed' },
+      })
+    }
+  }
+}
+
+function call (fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+class Server {
+  #native
+  #closing = null
+
+  /** @internal Use `Server.start()`. */
+  constructor (handle) {
+    this.#native = handle
+    // Keep the process alive while the relay serves, as a listening
+    // http.Server does; `close()` releases it.
+    this.#native.closed().catch(() => {})
+  }
+
+  /**
+   * Starts a relay. `config` has the sections and keys of the TOML file
+   * (`{ server: { listen: '127.0.0.1:0' }, auth: { mode: 'tokens', … } }`).
+   * `options.auth(credentials)` decides who connects: return a user name,
+   * `{ user, expiresInMs }`, `true` (anonymous) or null/false to refuse.
+   * `options.rpc` maps method names to `async (data, { session, user })`
+   * handlers; throw a `ZerorelayError` with a protocol code to refuse.
+   */
+  static async start (config = {}, options = {}) {
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new ZerorelayError('invalid_argument', 'config must be an object')
+    }
+    const { auth, rpc = {}, logger, logLevel, ...rest } = options || {}
+    const unknown = Object.keys(rest)
+    if (unknown.length > 0) throw new ZerorelayError('invalid_argument', `unknown option ${unknown[0]} (known: auth, rpc, logger, logLevel)`)
+    if (auth !== undefined && typeof auth !== 'function') throw new ZerorelayError('invalid_argument', 'option auth must be a function')
+    if (rpc === null || typeof rpc !== 'object') throw new ZerorelayError('invalid_argument', 'option rpc must be an object of method names to functions')
+    for (const [m, f] of Object.entries(rpc)) {
+      if (typeof f !== 'function') throw new ZerorelayError('invalid_argument', `option rpc.${m} must be a function`)
+    }
+    const methods = Object.keys(rpc)
+    if (logger !== undefined) logging.setLogger(logger, logLevel)
+    let handle
+    try {
+      handle = await native.startServer(
+        JSON.stringify(config),
+        auth ? authCallback(auth) : undefined,
+        methods,
+        methods.length > 0 ? rpcCallback({ ...rpc }) : undefined,
+      )
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return new Server(handle)
+  }
+
+  /** The bound address, `host:port`. */
+  get address () { return this.#native.address }
+
+  /** The WebSocket URL clients connect to. */
+  get url () { return `ws://${this.#native.address}/ws` }
+
+  /** Publishes to a group's members; returns the number of sessions reached. */
+  publish (group, data) { return call(() => this.#native.publish(group, dataJson(data))) }
+
+  /** Sends to every session of a user; `not_found` when there is none. */
+  sendToUser (user, data) { return call(() => this.#native.sendToUser(user, dataJson(data))) }
+
+  /** Sends to one session; `not_found` when it does not exist. */
+  sendToSession (session, data) { call(() => this.#native.sendToSession(session, dataJson(data))) }
+
+  /** Broadcasts to every session; returns the number reached. */
+  broadcast (data) { return call(() => this.#native.broadcast(dataJson(data))) }
+
+  /** Ends a session for good (its client gets close 4005). */
+  disconnect (session) { return call(() => this.#native.disconnect(session)) }
+
+  /** Cuts a session's connection as a network failure would; the client resumes. */
+  dropConnection (session) { return call(() => this.#native.dropConnection(session)) }
+
+  /** Every session: `{ id, user, connected, groups, last_seq, unacked, … }`. */
+  sessions () { return JSON.parse(this.#native.sessions()) }
+
+  /** Every group and its member count. */
+  groups () { return JSON.parse(this.#native.groups()) }
+
+  /** The relay's counters. */
+  stats () { return JSON.parse(this.#native.stats()) }
+
+  /** Shuts down gracefully (clients get 1001); resolves when every connection closed. */
+  close () {
+    if (!this.#closing) {
+      this.#closing = this.#native.close().catch((e) => { throw fromNative(e) })
+    }
+    return this.#closing
+  }
+}
+
+if (typeof Symbol.asyncDispose === 'symbol') {
+  // `await using server = await Server.start(...)` where the runtime has it.
+  Server.prototype[Symbol.asyncDispose] = function () { return this.close() }
+}
+
+module.exports = { Server }

@@ -1,0 +1,113 @@
+'use strict'
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+const { connect, ZerorelayError } = require('..')
+const { startServer, client, waitFor, take, collect } = require('./helpers')
+
+test('connect resolves once welcomed and reports the session', async (t) => {
+  const s = await startServer(t)
+  const c = await connect(s.url, { user: 'alice' })
+  t.after(() => c.close())
+  const connected = await waitFor(c, 'connected')
+  assert.equal(connected.user, 'alice')
+  assert.equal(connected.resumed, false)
+  assert.equal(c.state, 'connected')
+  assert.match(c.session, /^s_[0-9a-f]{32}$/)
+  assert.equal(s.sessions()[0].user, 'alice')
+})
+
+test('group messages reach every other member exactly once, in order', async (t) => {
+  const s = await startServer(t)
+  const a = await client(t, s.url, 'alice')
+  const b = await client(t, s.url, 'bob')
+  const c = await client(t, s.url, 'carol')
+  await b.join('room')
+  await c.join('room')
+  for (let i = 0; i < 100; i++) a.publish('room', { i })
+  for (const who of [b, c]) {
+    const got = await take(who, 100)
+    assert.deepEqual(got.map((m) => m.data.i), [...Array(100).keys()])
+    assert.ok(got.every((m) => m.kind === 'group' && m.group === 'room' && m.from === 'alice'))
+  }
+  assert.deepEqual(await collect(a, 100), [], 'a publisher does not get its own messages')
+})
+
+test('publish with echo reaches the publisher too; leave stops delivery', async (t) => {
+  const s = await startServer(t)
+  const a = await client(t, s.url, 'alice')
+  await a.join('room')
+  await a.publish('room', 'mine', { echo: true })
+  assert.equal((await take(a, 1))[0].data, 'mine')
+  await a.leave('room')
+  s.publish('room', 'after leave')
+  assert.deepEqual(await collect(a, 150), [])
+})
+
+test('send reaches a user or one session', async (t) => {
+  const s = await startServer(t)
+  const a = await client(t, s.url, 'alice')
+  const b = await client(t, s.url, 'bob')
+  await a.send({ to: 'bob' }, { text: 'to the user' })
+  await a.send({ session: b.session }, [1, 2, 3])
+  const got = await take(b, 2)
+  assert.deepEqual(got.map((m) => m.data), [{ text: 'to the user' }, [1, 2, 3]])
+  assert.equal(got[0].kind, 'direct')
+  assert.equal(got[0].fromSession, a.session)
+})
+
+test('broadcast reaches every other session; the host can publish and send', async (t) => {
+  const s = await startServer(t)
+  const a = await client(t, s.url, 'alice')
+  const b = await client(t, s.url, 'bob')
+  await b.join('news')
+  await a.broadcast({ alert: 1 })
+  assert.deepEqual((await take(b, 1))[0].data, { alert: 1 })
+  assert.equal(s.publish('news', 'headline'), 1)
+  assert.equal(s.sendToUser('bob', 'psst'), 1)
+  s.sendToSession(b.session, 'only you')
+  assert.equal(s.broadcast('all'), 2)
+  const got = await take(b, 4)
+  assert.deepEqual(got.map((m) => m.data), ['headline', 'psst', 'only you', 'all'])
+  assert.equal(got[0].from, null)
+  assert.equal((await take(a, 1))[0].data, 'all')
+})
+
+test('rpc calls a JavaScript handler with the caller', async (t) => {
+  const s = await startServer(t, {}, {
+    rpc: {
+      'math.add': async ({ a, b }, ctx) => ({ sum: a + b, user: ctx.user }),
+      'math.fail': () => { throw new ZerorelayError('forbidden', 'not you') },
+      'math.bug': () => { throw new TypeError('oops') },
+    },
+  })
+  const a = await client(t, s.url, 'alice')
+  assert.deepEqual(await a.rpc('math.add', { a: 2, b: 3 }), { sum: 5, user: 'alice' })
+  await assert.rejects(a.rpc('math.fail'), { code: 'forbidden', message: 'not you' })
+  await assert.rejects(a.rpc('math.bug'), { code: 'internal', message: 'the RPC handler failed' })
+  await assert.rejects(a.rpc('math.nope'), { code: 'not_found' })
+})
+
+test('the messages iterator keeps what arrived before it was created', async (t) => {
+  const s = await startServer(t)
+  const a = await client(t, s.url, 'alice')
+  const b = await client(t, s.url, 'bob')
+  await a.send({ to: 'bob' }, 1)
+  await a.send({ to: 'bob' }, 2)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const got = []
+  for await (const m of b) {
+    got.push(m.data)
+    if (got.length === 2) break
+  }
+  assert.deepEqual(got, [1, 2])
+})
+
+test('the ES module entry point exports the same API', () => {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+    "import z, { connect, Server, ZerorelayError } from 'zerorelay'; " +
+    "if (typeof connect !== 'function' || z.Server !== Server || !(new ZerorelayError('x','y') instanceof Error)) process.exit(1)"],
+  { cwd: path.join(__dirname, '..'), encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+})

@@ -1,0 +1,55 @@
+// Compiled by `tsc --noEmit` (make test): the declarations must describe
+// what a typical program does, and refuse what it must not do.
+import { connect, Server, ZerorelayError, setLogger, type Message, type ErrorCode } from 'zerorelay'
+
+interface Chat { text: string }
+
+async function main (): Promise<void> {
+  setLogger(console, 'info')
+  const server = await Server.start({ server: { listen: '127.0.0.1:0' } }, {
+    auth: async ({ token }) => (token === 'secret' ? { user: 'alice', expiresInMs: 60_000 } : null),
+    rpc: { 'chat.echo': async (data: Chat, { user }) => ({ ...data, user }) },
+  })
+  const client = await connect(server.url, {
+    token: 'secret',
+    reconnect: { baseMs: 100, capMs: 5_000 },
+    offlineQueue: { maxMessages: 100, whenFull: 'dropOldest' },
+  })
+  client.on('connected', ({ session, resumed }) => console.log(session, resumed))
+  client.on('disconnected', ({ code, willRetry }) => console.log(code, willRetry))
+  client.on('error', (e) => console.log(e.code))
+  client.on('message', (m: Message) => console.log(m.seq, m.kind, m.from))
+  await client.join('room')
+  await client.publish('room', { text: 'hi' } satisfies Chat, { echo: true })
+  await client.send({ to: 'bob' }, 'hello')
+  await client.send({ session: 's_1' }, [1, 2])
+  await client.broadcast(null)
+  const echoed = await client.rpc<Chat & { user: string }>('chat.echo', { text: 'x' })
+  console.log(echoed.user.toUpperCase())
+  const ac = new AbortController()
+  await client.leave('room', { signal: ac.signal })
+  for await (const m of client.messages<Chat>()) {
+    console.log(m.data.text)
+    break
+  }
+  try {
+    await client.publish('room', 1)
+  } catch (e) {
+    if (e instanceof ZerorelayError) {
+      const code: ErrorCode = e.code
+      console.log(code)
+    }
+  }
+  console.log(server.publish('room', { a: 1 }), server.sessions()[0]?.id, server.stats())
+  await client.close()
+  await server.close()
+
+  // @ts-expect-error a send target is a user or a session, not both
+  await client.send({ to: 'a', session: 'b' }, 1)
+  // @ts-expect-error unknown options are refused
+  await connect(server.url, { tokn: 'x' })
+  // @ts-expect-error whenFull has two values
+  await connect(server.url, { offlineQueue: { whenFull: 'block' } })
+}
+
+void main()
