@@ -632,3 +632,23 @@ async fn bad_urls_and_options_are_refused_with_a_clear_error() {
     let o = ClientOptions::from_json(r#"{"user":"alice","queue":{"full":"drop_oldest"}}"#).unwrap();
     assert_eq!(o.queue.full, FullPolicy::DropOldest);
 }
+
+#[tokio::test]
+async fn close_gets_through_when_the_application_stopped_reading_events() {
+    let mut c = config();
+    c.session.outbox_messages = 100_000;
+    c.session.outbox_bytes = 1 << 26;
+    c.limits.send_queue = 100_000;
+    let server = start(c).await;
+    let (client, _events) = Client::connect(&server.url(), opts("a")).await.unwrap();
+    client.join("g").await.unwrap();
+    // More than the event buffer holds; nobody reads `_events`.
+    for i in 0..20_000 {
+        server.relay.publish("g", &i).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(5), client.close())
+        .await
+        .expect("close returns although the event buffer is full");
+    assert!(matches!(client.status(), Status::Closed(_)));
+}

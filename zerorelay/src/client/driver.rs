@@ -71,6 +71,7 @@ pub struct Client {
     cmd: mpsc::UnboundedSender<Command>,
     next_handle: Arc<AtomicU64>,
     status: watch::Receiver<Status>,
+    close_now: Arc<tokio::sync::Notify>,
 }
 
 /// The client's events, in order. Messages are delivered exactly once.
@@ -172,6 +173,7 @@ impl Client {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
         let (status_tx, status_rx) = watch::channel(Status::Connecting);
+        let close_now = Arc::new(tokio::sync::Notify::new());
         let driver = Driver {
             engine,
             url: url.to_owned(),
@@ -183,6 +185,8 @@ impl Client {
             status: status_tx,
             waiters: HashMap::new(),
             handles: HashMap::new(),
+            close_now: close_now.clone(),
+            closing: false,
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok((
@@ -190,6 +194,7 @@ impl Client {
                 cmd: cmd_tx,
                 next_handle: Arc::new(AtomicU64::new(1)),
                 status: status_rx,
+                close_now,
             },
             Events { rx: ev_rx },
         ))
@@ -321,6 +326,9 @@ impl Client {
     /// Closes cleanly (the session ends on the server) and waits until the
     /// driver has finished.
     pub async fn close(&self) {
+        // Also wakes a driver blocked on a full event buffer (an application
+        // that stopped reading), which would not see the command.
+        self.close_now.notify_one();
         let (tx, rx) = oneshot::channel();
         if self.cmd.send(Command::Close(tx)).is_ok() {
             let _ = rx.await;
@@ -373,6 +381,10 @@ struct Driver {
     status: watch::Sender<Status>,
     waiters: HashMap<RequestToken, (u64, oneshot::Sender<Result<Reply, ClientError>>)>,
     handles: HashMap<u64, RequestToken>,
+    close_now: Arc<tokio::sync::Notify>,
+    /// Set once a close was asked while events were waiting for the
+    /// application: from then on events that do not fit are dropped.
+    closing: bool,
 }
 
 impl Driver {
@@ -567,8 +579,23 @@ impl Driver {
                         }
                         _ => {}
                     }
-                    // A full buffer pauses the driver: the application sets the pace.
-                    let _ = self.events.send(e).await;
+                    // A full buffer pauses the driver: the application sets the
+                    // pace. A close still gets through (the application may
+                    // have stopped reading); what does not fit then is dropped.
+                    if self.closing {
+                        let _ = self.events.try_send(e);
+                    } else {
+                        // Biased: a close asked earlier leaves a permit, which
+                        // must not win over an event that fits.
+                        tokio::select! {
+                            biased;
+                            _ = self.events.send(e) => {}
+                            _ = self.close_now.notified() => {
+                                self.closing = true;
+                                self.engine.close();
+                            }
+                        }
+                    }
                 }
                 Output::Complete { token, result } => {
                     if let Some((handle, tx)) = self.waiters.remove(&token) {
