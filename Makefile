@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go test-node go-lib node-addon bench bench-go bench-node lint fmt gen check-gen
+.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-go bench-node bench-python lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## List the targets.
 run: ## Run the relay on 127.0.0.1:8080 (release build).
 	$(CARGO) run --release -p zerorelay --features cli --bin zerorelay -- serve
 
-test: test-rust test-go test-node ## Run every test in the repo.
+test: test-rust test-go test-node test-python ## Run every test in the repo.
 
 test-rust: ## Rust tests: unit, protocol vectors, integration, CLI, examples.
 	$(CARGO) test --all-features
@@ -39,6 +39,9 @@ test-node: node-addon ## Node SDK: node --test suites, tsc on the declarations, 
 	cd sdk-node && node --test test/*.test.js
 	cd examples/node-chat && npm install --no-audit --no-fund --offline --ignore-scripts && node --test
 
+test-python: ## Python SDK: debug build into target/py-venv; ruff, mypy, stubtest, pytest (incl. a wheel into a fresh venv).
+	bash sdk-python/scripts/test.sh
+
 bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay -p zerorelay-bench
 	cd bench/node && npm ci --no-audit --no-fund
@@ -55,6 +58,9 @@ bench-node: ## Node SDK receive rate against the ws package (release addon).
 	$(MAKE) node-addon PROFILE=release
 	cd sdk-node && node bench/recv.js
 	$(MAKE) node-addon
+
+bench-python: ## Python SDK receive rate against the websockets package (release build).
+	bash sdk-python/scripts/bench.sh
 
 lint: ## Check formatting, clippy (warnings are errors), gofmt and go vet.
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,57 @@
+//! The Python binding over the Zerorelay client engine and embedded
+//! server: the native module `zerorelay._native`, wrapped by the
+//! `zerorelay` package (`sdk-python/`).
+//!
+//! A thin bridge: it converts arguments, calls the core and converts
+//! errors; no protocol logic lives here.
+//!
+//! - [`client`]: `_native.Client` (requests as JSON, events in batches).
+//! - [`server`]: `_native.Server` (the embedded relay, Python callbacks).
+//! - [`error`]: core errors to the package's exception classes and back.
+//! - [`runtime`]: the binding's Tokio runtime and the asyncio bridge.
+//! - [`logs`]: `tracing` to Python's `logging`.
+
+use pyo3::prelude::*;
+
+pub mod client;
+pub mod error;
+pub mod logs;
+pub mod runtime;
+pub mod server;
+
+/// Closes nothing itself; tells the Rust side that the interpreter is
+/// exiting, so that no Rust thread calls into Python any more. The package
+/// calls it from `atexit`, after closing its clients and servers.
+#[pyfunction]
+fn at_exit() {
+    runtime::set_exiting();
+}
+
+/// Client codes beyond the protocol's (`timeout`, `closed`, …).
+#[pyfunction]
+fn client_codes() -> Vec<&'static str> {
+    zerorelay::client::ClientError::CLIENT_CODES.to_vec()
+}
+
+/// The protocol's error codes, in the order of docs/PROTOCOL.md.
+#[pyfunction]
+fn protocol_codes() -> Vec<&'static str> {
+    zerorelay::error::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install(m.py())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<server::Server>()?;
+    m.add_function(wrap_pyfunction!(error::register_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::reset_log_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(client_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol_codes, m)?)?;
+    Ok(())
+}

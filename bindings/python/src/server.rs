@@ -1,0 +1,286 @@
+//! `_native.Server`: an embedded relay. Payloads arrive as JSON text; host
+//! callbacks (authentication, rpc methods) are Python functions the core
+//! calls in a blocking thread.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::value::RawValue;
+use zerorelay::auth::callback::{Answer, Credentials};
+use zerorelay::auth::Callback;
+use zerorelay::error::{ErrorCode, ProtocolError};
+use zerorelay::server::{RpcContext, RpcResult};
+use zerorelay::{Config, Relay};
+
+use crate::error;
+use crate::runtime::{self, attach, Owner};
+
+type Serve = tokio::task::JoinHandle<zerorelay::Result<()>>;
+
+/// An embedded relay server.
+#[pyclass(frozen, module = "zerorelay._native")]
+pub struct Server {
+    relay: Relay,
+    address: String,
+    serve: Mutex<Option<Serve>>,
+    owner: Owner,
+}
+
+fn json_arg(text: &str, what: &str) -> PyResult<Box<RawValue>> {
+    RawValue::from_string(text.to_owned())
+        .map_err(|e| error::invalid(format!("{what} is not JSON: {e}")))
+}
+
+/// The authenticator: `decide(credentials_json)` returns the answer as JSON
+/// text (`{"user":…,"expires_in_ms":…}`), or `None` to refuse.
+fn authenticator(decide: Py<PyAny>) -> Callback {
+    let decide = Arc::new(decide);
+    Callback::new(Arc::new(move |creds: Credentials| {
+        let decide = decide.clone();
+        Box::pin(async move {
+            let creds = serde_json::to_string(&creds).expect("credentials are JSON");
+            let asked = runtime::runtime().spawn_blocking(move || {
+                attach(|py| {
+                    let r = decide.bind(py).call1((creds,)).map_err(|e| e.to_string())?;
+                    r.extract::<Option<String>>()
+                        .map_err(|e| format!("the auth callback's answer: {e}"))
+                })
+                .unwrap_or_else(|| Err("the interpreter is exiting".into()))
+            });
+            match asked.await {
+                Ok(Ok(None)) => Ok(None),
+                Ok(Ok(Some(json))) => serde_json::from_str::<Answer>(&json)
+                    .map(Some)
+                    .map_err(|e| format!("the auth callback's answer: {e}")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("the auth callback failed: {e}")),
+            }
+        })
+    }))
+}
+
+/// An rpc method: `handler(session, user, arg_json)` returns the result as
+/// JSON text; an exception with a protocol `code` is that error.
+async fn call_rpc(handler: Arc<Py<PyAny>>, ctx: RpcContext, arg: serde_json::Value) -> RpcResult {
+    let arg = arg.to_string();
+    let asked = runtime::runtime().spawn_blocking(move || {
+        attach(|py| {
+            let r = handler.bind(py).call1((ctx.session, ctx.user, arg));
+            match r.and_then(|v| v.extract::<String>()) {
+                Ok(text) => serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                    ProtocolError::new(
+                        ErrorCode::Internal,
+                        format!("the rpc handler returned non-JSON: {e}"),
+                    )
+                }),
+                Err(e) => Err(error::to_protocol(py, &e)),
+            }
+        })
+        .unwrap_or_else(|| {
+            Err(ProtocolError::new(
+                ErrorCode::Internal,
+                "the server is shutting down",
+            ))
+        })
+    });
+    asked.await.unwrap_or_else(|_| {
+        Err(ProtocolError::new(
+            ErrorCode::Internal,
+            "the rpc handler failed",
+        ))
+    })
+}
+
+impl Server {
+    fn check(&self) -> PyResult<()> {
+        if self.owner.is_here() {
+            Ok(())
+        } else {
+            Err(error::forked())
+        }
+    }
+}
+
+#[pymethods]
+impl Server {
+    /// Starts a relay from a configuration (JSON with the sections and keys
+    /// of the TOML file) and binds `server.listen` (port 0: any free port).
+    #[staticmethod]
+    #[pyo3(signature = (config_json, auth=None, rpc=None))]
+    fn start(
+        py: Python<'_>,
+        config_json: &str,
+        auth: Option<Py<PyAny>>,
+        rpc: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let config: Config = if config_json.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_json::from_str(config_json).map_err(|e| error::invalid(format!("config: {e}")))?
+        };
+        let mut methods = Vec::new();
+        if let Some(rpc) = rpc {
+            for (name, handler) in rpc.iter() {
+                methods.push((name.extract::<String>()?, Arc::new(handler.unbind())));
+            }
+        }
+        let started = runtime::block_on(py, async move {
+            let mut builder = Relay::builder(config);
+            if let Some(decide) = auth {
+                builder = builder.authenticator(authenticator(decide));
+            }
+            for (name, handler) in methods {
+                builder = builder.rpc(name, move |ctx, arg| call_rpc(handler.clone(), ctx, arg));
+            }
+            let relay = builder.build()?;
+            let (bound, serve) = relay.spawn().await?;
+            Ok::<_, zerorelay::Error>((relay, bound, serve))
+        })?;
+        let (relay, bound, serve) = started.map_err(error::server)?;
+        Ok(Server {
+            relay,
+            address: bound.to_string(),
+            serve: Mutex::new(Some(serve)),
+            owner: Owner::here(),
+        })
+    }
+
+    /// The bound address, `host:port`.
+    #[getter]
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Publishes JSON `data_json` to a group; returns the sessions reached.
+    fn publish(&self, group: &str, data_json: &str) -> PyResult<usize> {
+        self.check()?;
+        self.relay
+            .publish(group, &json_arg(data_json, "data")?)
+            .map_err(error::server)
+    }
+
+    /// Sends to every session of a user (`not_found` when none); returns
+    /// the sessions reached.
+    fn send_to_user(&self, user: &str, data_json: &str) -> PyResult<usize> {
+        self.check()?;
+        self.relay
+            .send_to_user(user, &json_arg(data_json, "data")?)
+            .map_err(error::server)
+    }
+
+    /// Sends to one session (`not_found` when it does not exist).
+    fn send_to_session(&self, session: &str, data_json: &str) -> PyResult<()> {
+        self.check()?;
+        self.relay
+            .send_to_session(session, &json_arg(data_json, "data")?)
+            .map_err(error::server)
+    }
+
+    /// Broadcasts to every session; returns the sessions reached.
+    fn broadcast(&self, data_json: &str) -> PyResult<usize> {
+        self.check()?;
+        self.relay
+            .broadcast(&json_arg(data_json, "data")?)
+            .map_err(error::server)
+    }
+
+    /// Ends a session (close 4005, not resumable); whether it existed.
+    fn disconnect(&self, session: &str) -> PyResult<bool> {
+        self.check()?;
+        Ok(self.relay.disconnect(session))
+    }
+
+    /// Drops a session's connection as a network failure would (the client
+    /// resumes); whether a connection was attached.
+    fn drop_connection(&self, session: &str) -> PyResult<bool> {
+        self.check()?;
+        Ok(self.relay.drop_connection(session))
+    }
+
+    /// The sessions, as a JSON array.
+    fn sessions(&self) -> PyResult<String> {
+        self.check()?;
+        Ok(serde_json::to_string(&self.relay.sessions()).expect("sessions are JSON"))
+    }
+
+    /// The non-empty groups, as a JSON array.
+    fn groups(&self) -> PyResult<String> {
+        self.check()?;
+        Ok(serde_json::to_string(&self.relay.groups()).expect("groups are JSON"))
+    }
+
+    /// The counters, as a JSON object.
+    fn stats(&self) -> PyResult<String> {
+        self.check()?;
+        Ok(serde_json::to_string(&self.relay.stats()).expect("stats are JSON"))
+    }
+
+    /// Whether the server was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        !self.owner.is_here() || self.relay.is_shut_down()
+    }
+
+    /// Graceful shutdown (stop accepting, flush, close clients with 1001,
+    /// wait); an awaitable.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let relay = self.relay.clone();
+        let serve = self.take_serve();
+        let here = self.owner.is_here();
+        runtime::future_into_py(py, async move {
+            if !here {
+                return Ok(());
+            }
+            relay.shutdown().await;
+            if let Some(t) = serve {
+                let _ = t.await;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Server::close`], blocking (GIL released), at most `timeout_ms`
+    /// when given.
+    #[pyo3(signature = (timeout_ms=None))]
+    fn close_blocking(&self, py: Python<'_>, timeout_ms: Option<u64>) -> PyResult<()> {
+        if !self.owner.is_here() {
+            return Ok(());
+        }
+        let relay = self.relay.clone();
+        let serve = self.take_serve();
+        let stop = async move {
+            relay.shutdown().await;
+            if let Some(t) = serve {
+                let _ = t.await;
+            }
+        };
+        runtime::block_on(py, async move {
+            match timeout_ms {
+                Some(ms) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(ms), stop).await;
+                }
+                None => stop.await,
+            }
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<zerorelay._native.Server {}>", self.address)
+    }
+}
+
+impl Server {
+    /// The serving task, once (later closes only wait for the shutdown).
+    /// `None` in a forked child, where the task does not exist.
+    fn take_serve(&self) -> Option<Serve> {
+        let serve = self.serve.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if self.owner.is_here() {
+            serve
+        } else {
+            std::mem::forget(serve);
+            None
+        }
+    }
+}

@@ -1,0 +1,70 @@
+"""Shared fixtures: a real embedded relay on 127.0.0.1:0 and helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Callable, Optional, TypeVar
+
+import pytest
+
+import zerorelay
+
+T = TypeVar("T")
+
+FAST_RECONNECT = {"base_ms": 20, "cap_ms": 100}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[zerorelay.Server]:
+    async with zerorelay.Server() as s:
+        yield s
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
+) -> Any:
+    """Polls `check` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        v = check()
+        if v:
+            return v
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def recv_n(client: zerorelay.Client, n: int, timeout: float = 5.0) -> list[Any]:
+    """The data of the next `n` messages."""
+    out = []
+    for _ in range(n):
+        m = await client.recv(timeout=timeout)
+        out.append(m.data)
+    return out
+
+
+async def assert_no_message(client: zerorelay.Client, wait: float = 0.3) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        m = await client.recv(timeout=wait)
+        raise AssertionError(f"unexpected message {m!r}")
+
+
+def free_port() -> int:
+    """A port nothing listens on (for 'server unreachable' tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def with_timeout(aw: Awaitable[T], timeout: float = 5.0) -> T:
+    return await asyncio.wait_for(aw, timeout)
+
+
+def session_of(server: zerorelay.Server, user: str) -> Optional[str]:
+    for s in server.sessions():
+        if s.user == user:
+            return s.id
+    return None

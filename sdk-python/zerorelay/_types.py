@@ -1,0 +1,182 @@
+"""The values the SDK hands out: messages, lifecycle events, server views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+__all__ = [
+    "Answer",
+    "Credentials",
+    "Event",
+    "GroupInfo",
+    "Message",
+    "RpcContext",
+    "SessionInfo",
+    "Stats",
+]
+
+EVENT_TYPES = (
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "loss",
+    "error",
+    "rejoined",
+    "closed",
+)
+"""Every lifecycle event type."""
+
+
+class Message:
+    """A delivered message. Each arrives exactly once, in order.
+
+    `kind` is ``"direct"``, ``"group"`` or ``"broadcast"``; `sender` is the
+    sending user (``None`` for anonymous senders and the host); `group` is set
+    for group messages; `data` is the decoded JSON payload; `ts` is the
+    server's routing time in Unix milliseconds.
+    """
+
+    __slots__ = ("data", "group", "kind", "sender", "sender_session", "seq", "ts")
+
+    def __init__(
+        self,
+        seq: int,
+        kind: str,
+        sender: Optional[str],
+        sender_session: Optional[str],
+        group: Optional[str],
+        data: Any,
+        ts: int,
+    ) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.sender = sender
+        self.sender_session = sender_session
+        self.group = group
+        self.data = data
+        self.ts = ts
+
+    @classmethod
+    def _from_frame(cls, d: dict[str, Any]) -> Message:
+        return cls(
+            d["seq"], d["kind"], d.get("from"), d.get("from_session"), d.get("group"),
+            d.get("data"), d.get("ts", 0),
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(seq={self.seq}, kind={self.kind!r}, sender={self.sender!r}, "
+            f"group={self.group!r}, data={self.data!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in Message.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A lifecycle event. `type` is one of ``connected``, ``disconnected``,
+    ``reconnecting``, ``loss``, ``error``, ``rejoined``, ``closed``; the other
+    fields are set for the types noted beside them."""
+
+    type: str
+    session: Optional[str] = None  # connected
+    user: Optional[str] = None  # connected
+    resumed: bool = False  # connected
+    lost_session: Optional[str] = None  # connected, when the server could not resume
+    close_code: Optional[int] = None  # disconnected
+    reason: Optional[str] = None  # disconnected, closed
+    will_retry: bool = False  # disconnected
+    attempt: int = 0  # reconnecting
+    delay: float = 0.0  # reconnecting, seconds
+    from_seq: int = 0  # loss
+    to_seq: int = 0  # loss
+    code: Optional[str] = None  # error
+    message: Optional[str] = None  # error
+    groups: tuple[str, ...] = ()  # rejoined
+
+    @classmethod
+    def _from_frame(cls, d: dict[str, Any]) -> Event:
+        t = d.get("type", "")
+        return cls(
+            type=t,
+            session=d.get("session"),
+            user=d.get("user"),
+            resumed=bool(d.get("resumed", False)),
+            lost_session=d.get("lost_session"),
+            close_code=d.get("code") if t == "disconnected" else None,
+            reason=d.get("reason"),
+            will_retry=bool(d.get("will_retry", False)),
+            attempt=int(d.get("attempt", 0)),
+            delay=float(d.get("delay_ms", 0)) / 1000.0,
+            from_seq=int(d.get("from_seq", 0)),
+            to_seq=int(d.get("to_seq", 0)),
+            code=d.get("code") if t == "error" else None,
+            message=d.get("message"),
+            groups=tuple(d.get("groups", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What an auth callback is shown of a connection's `hello`."""
+
+    token: Optional[str]
+    user: Optional[str]  # a claim, not a proof
+    remote: Optional[str]  # "ip:port"
+    client: Optional[str]  # hello.client, e.g. "zerorelay-python/0.1.0"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An auth callback's acceptance: the user the connection acts as
+    (``None``: anonymous) and, optionally, how long (seconds) the
+    credentials stay valid."""
+
+    user: Optional[str] = None
+    expires_in: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class RpcContext:
+    """Who calls an rpc method."""
+
+    session: str
+    user: Optional[str]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as the server sees it."""
+
+    id: str
+    user: Optional[str]
+    connected: bool
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    last_seq: int = 0
+    unacked: int = 0
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A non-empty group."""
+
+    name: str
+    members: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A running server's counters."""
+
+    connections_accepted: int
+    connections_open: int
+    sessions: int
+    deliveries: int
+    dropped: int
+    slow_consumers: int

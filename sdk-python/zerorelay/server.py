@@ -1,0 +1,263 @@
+"""The embedded relay: `Server`."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+from collections.abc import Awaitable, Mapping
+from types import TracebackType
+from typing import Any, Callable, Optional, TypeVar, Union
+
+from . import _common, _native
+from ._common import dumps
+from ._types import Answer, Credentials, GroupInfo, RpcContext, SessionInfo, Stats
+from .errors import Closed, InvalidArgument
+
+__all__ = ["AuthCallback", "AuthResult", "RpcHandler", "Server"]
+
+_S = TypeVar("_S", bound="Server")
+
+AuthResult = Union[None, bool, str, Answer, Mapping[str, Any]]
+"""What an auth callback returns: ``None``/``False`` refuses (the client gets
+`Unauthorized`); ``True`` accepts anonymously; a user name, an `Answer` or a
+mapping ``{"user": ..., "expires_in_ms": ...}`` accepts as that user."""
+
+AuthCallback = Callable[[Credentials], Union[AuthResult, Awaitable[AuthResult]]]
+"""Decides who a connection is; sync or async."""
+
+RpcHandler = Callable[[RpcContext, Any], Any]
+"""An rpc method: gets the caller and the decoded argument, returns any
+JSON-serializable value (or an awaitable of one). Raising a `ZerorelayError`
+(say `NotFound`) answers the caller with that code; any other exception is
+``internal``."""
+
+
+def _answer_json(r: AuthResult) -> Optional[str]:
+    if r is None or r is False:
+        return None
+    if r is True:
+        return "{}"
+    if isinstance(r, str):
+        return dumps({"user": r})
+    if isinstance(r, Answer):
+        a: dict[str, Any] = {"user": r.user}
+        if r.expires_in is not None:
+            a["expires_in_ms"] = max(1, round(r.expires_in * 1000))
+        return dumps(a)
+    if isinstance(r, Mapping):
+        return dumps(dict(r))
+    raise TypeError(f"an auth callback returned {type(r).__name__}, not a user, Answer or None")
+
+
+def _wrap_auth(
+    fn: AuthCallback, loop: Optional[asyncio.AbstractEventLoop]
+) -> Callable[[str], Optional[str]]:
+    def decide(credentials_json: str) -> Optional[str]:
+        creds = Credentials(**json.loads(credentials_json))
+        r = fn(creds)
+        if inspect.isawaitable(r):
+            r = _common.run_awaitable(r, loop)
+        return _answer_json(r)
+
+    return decide
+
+
+def _wrap_rpc(
+    fn: RpcHandler, loop: Optional[asyncio.AbstractEventLoop]
+) -> Callable[[str, Optional[str], str], str]:
+    def call(session: str, user: Optional[str], arg_json: str) -> str:
+        r = fn(RpcContext(session, user), json.loads(arg_json))
+        if inspect.isawaitable(r):
+            r = _common.run_awaitable(r, loop)
+        return dumps(r)
+
+    return call
+
+
+class Server:
+    """An embedded relay.
+
+    `config` has the sections and keys of the TOML configuration file
+    (``{"server": {"listen": "127.0.0.1:0"}, "auth": {"tokens": {...}}}``);
+    unknown keys are refused. ``server.listen`` defaults to ``127.0.0.1:0``
+    (a free port; see `address` and `url`). `auth` replaces the configured
+    authentication with a Python callback; `rpc` registers methods clients
+    call with `Client.rpc`. Callbacks run in worker threads; async ones run
+    on the event loop that started the server (or, if none, on a fresh loop
+    in the worker thread).
+
+    Use ``async with Server(config) as server:`` (or ``with``), or
+    `Server.start(...)` and `close()`.
+    """
+
+    _is_server = True
+
+    def __init__(
+        self,
+        config: Optional[Mapping[str, Any]] = None,
+        *,
+        auth: Optional[AuthCallback] = None,
+        rpc: Optional[Mapping[str, RpcHandler]] = None,
+    ) -> None:
+        cfg: dict[str, Any] = copy.deepcopy(dict(config or {}))
+        server = cfg.setdefault("server", {})
+        if not isinstance(server, dict):
+            raise InvalidArgument("config: `server` must be a mapping")
+        server.setdefault("listen", "127.0.0.1:0")
+        self._config_json = dumps(cfg)
+        self._auth = auth
+        self._rpc = dict(rpc or {})
+        self._native: Optional[_native.Server] = None
+
+    @classmethod
+    def start(
+        cls: type[_S],
+        config: Optional[Mapping[str, Any]] = None,
+        *,
+        auth: Optional[AuthCallback] = None,
+        rpc: Optional[Mapping[str, RpcHandler]] = None,
+    ) -> _S:
+        """Makes and starts a server (binding its port before returning)."""
+        s = cls(config, auth=auth, rpc=rpc)
+        s._start()
+        return s
+
+    def _start(self) -> None:
+        if self._native is not None:
+            return
+        try:
+            loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        auth = None if self._auth is None else _wrap_auth(self._auth, loop)
+        rpc = {name: _wrap_rpc(fn, loop) for name, fn in self._rpc.items()}
+        self._native = _native.Server.start(self._config_json, auth, rpc or None)
+        _common.track(self)
+
+    @property
+    def _n(self) -> _native.Server:
+        if self._native is None:
+            raise Closed("the server is not started", "closed")
+        return self._native
+
+    # --- where ------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The bound address, ``host:port``."""
+        return self._n.address
+
+    @property
+    def host(self) -> str:
+        return self.address.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to: ``ws://host:port/ws``."""
+        return f"ws://{self.address}/ws"
+
+    # --- from the host ----------------------------------------------------
+
+    def publish(self, group: str, data: Any) -> int:
+        """Publishes to a group's members; returns the sessions reached."""
+        return self._n.publish(group, dumps(data))
+
+    def send_to_user(self, user: str, data: Any) -> int:
+        """Sends to every session of `user` (`NotFound` when it has none)."""
+        return self._n.send_to_user(user, dumps(data))
+
+    def send_to_session(self, session: str, data: Any) -> None:
+        """Sends to one session (`NotFound` when it does not exist)."""
+        self._n.send_to_session(session, dumps(data))
+
+    def broadcast(self, data: Any) -> int:
+        """Sends to every session; returns the sessions reached."""
+        return self._n.broadcast(dumps(data))
+
+    def disconnect(self, session: str) -> bool:
+        """Ends a session (close 4005; it cannot resume). Whether it existed."""
+        return self._n.disconnect(session)
+
+    def drop_connection(self, session: str) -> bool:
+        """Cuts a session's connection as a network failure would; the client
+        reconnects and resumes. Whether a connection was attached."""
+        return self._n.drop_connection(session)
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, live or resumable."""
+        return [
+            SessionInfo(
+                id=s["id"],
+                user=s["user"],
+                connected=s["connected"],
+                groups=tuple(s["groups"]),
+                last_seq=s["last_seq"],
+                unacked=s["unacked"],
+            )
+            for s in json.loads(self._n.sessions())
+        ]
+
+    def groups(self) -> list[GroupInfo]:
+        """Every non-empty group."""
+        return [GroupInfo(**g) for g in json.loads(self._n.groups())]
+
+    def stats(self) -> Stats:
+        """The counters."""
+        return Stats(**json.loads(self._n.stats()))
+
+    # --- lifecycle --------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._native is None or self._native.closed
+
+    async def close(self) -> None:
+        """Graceful shutdown: stops accepting, writes what each connection has
+        queued, closes clients (1001) and waits for them."""
+        if self._native is not None:
+            _common.untrack(self)
+            await self._native.close()
+
+    def close_blocking(self) -> None:
+        """`close()` for code without an event loop."""
+        if self._native is not None:
+            _common.untrack(self)
+            self._native.close_blocking()
+
+    def _close_at_exit(self) -> None:
+        if self._native is not None:
+            self._native.close_blocking(3000)
+
+    async def __aenter__(self: _S) -> _S:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+    def __enter__(self: _S) -> _S:
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close_blocking()
+
+    def __repr__(self) -> str:
+        where = self._native.address if self._native is not None else "not started"
+        return f"<zerorelay.Server {where}>"
