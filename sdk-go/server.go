@@ -37,16 +37,32 @@ type GroupInfo struct {
 
 // StartServer starts a relay. config is anything that marshals to the
 // configuration's JSON form (the TOML file's sections and keys), or nil for
-// the defaults; use {"server":{"listen":"127.0.0.1:0"}} for an ephemeral port.
+// the defaults. server.listen defaults to a free port on 127.0.0.1 (the same
+// default in every SDK; the zerorelay command keeps 127.0.0.1:8080).
 func StartServer(config any) (*Server, error) {
-	text := ""
+	cfg := map[string]any{}
 	if config != nil {
 		b, err := json.Marshal(config)
-		if err != nil {
-			return nil, &Error{Code: "invalid_argument", Message: err.Error()}
+		if err == nil {
+			err = json.Unmarshal(b, &cfg)
 		}
-		text = string(b)
+		if err != nil {
+			return nil, &Error{Code: "invalid_argument", Message: "config must be a JSON object: " + err.Error()}
+		}
 	}
+	server, ok := cfg["server"].(map[string]any)
+	if cfg["server"] == nil {
+		server, ok = map[string]any{}, true
+	}
+	if !ok {
+		return nil, &Error{Code: "invalid_argument", Message: "config: `server` must be an object"}
+	}
+	if _, set := server["listen"]; !set {
+		server["listen"] = "127.0.0.1:0"
+	}
+	cfg["server"] = server
+	b, _ := json.Marshal(cfg)
+	text := string(b)
 	c := cstr(text)
 	defer free(c)
 	s := &Server{}

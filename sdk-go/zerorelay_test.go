@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -435,5 +436,19 @@ func TestAFailingTokenProviderIsUnauthorized(t *testing.T) {
 	_, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithTokenProvider(provider))
 	if !errors.Is(err, zerorelay.ErrUnauthorized) {
 		t.Fatalf("want unauthorized, got %v", err)
+	}
+}
+
+func TestAnEmbeddedServerDefaultsToAFreeLoopbackPort(t *testing.T) {
+	s, err := zerorelay.StartServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") || strings.HasSuffix(s.Addr(), ":8080") {
+		t.Fatalf("want a free port on 127.0.0.1, got %s", s.Addr())
+	}
+	if _, err := zerorelay.StartServer(map[string]any{"server": "x"}); err == nil || !strings.Contains(err.Error(), "`server` must be an object") {
+		t.Fatalf("want a refusal of a bad server section, got %v", err)
 	}
 }

@@ -106,6 +106,7 @@ class Client extends EventEmitter {
   #resume = null
   /** Messages kept for the next iterator while nobody else takes them. */
   #pending = []
+  #closing = false
 
   /** @internal Use `connect()`. */
   constructor (handle) {
@@ -139,6 +140,8 @@ class Client extends EventEmitter {
   }
 
   #overHighWater () {
+    // Closing: drain what is left rather than wait for a reader.
+    if (this.#closing) return false
     if (this.#pending.length >= ITERATOR_HIGH_WATER) return true
     for (const it of this.#iterators) if (it.buffer.length >= ITERATOR_HIGH_WATER) return true
     return false
@@ -319,6 +322,8 @@ class Client extends EventEmitter {
 
   /** Closes cleanly (the session ends on the server); resolves when done. */
   async close () {
+    this.#closing = true
+    this._drained()
     try {
       await this.#native.close()
     } catch (e) {

@@ -70,7 +70,8 @@ class Server {
 
   /**
    * Starts a relay. `config` has the sections and keys of the TOML file
-   * (`{ server: { listen: '127.0.0.1:0' }, auth: { mode: 'tokens', … } }`).
+   * (`{ server: { listen: '127.0.0.1:9000' }, auth: { tokens: { … } } }`);
+   * `server.listen` defaults to a free port on 127.0.0.1.
    * `options.auth(credentials)` decides who connects: return a user name,
    * `{ user, expiresInMs }`, `true` (anonymous) or null/false to refuse.
    * `options.rpc` maps method names to `async (data, { session, user })`
@@ -92,8 +93,15 @@ class Server {
     if (logger !== undefined) logging.setLogger(logger, logLevel)
     let handle
     try {
+      // An embedded relay listens on a free port of 127.0.0.1 unless told
+      // otherwise (the same default in every SDK; the zerorelay command
+      // keeps 127.0.0.1:8080).
+      const server = config.server === undefined ? {} : config.server
+      if (server === null || typeof server !== 'object' || Array.isArray(server)) {
+        throw new ZerorelayError('invalid_argument', 'config: `server` must be an object')
+      }
       handle = await native.startServer(
-        JSON.stringify(config),
+        JSON.stringify({ ...config, server: { listen: '127.0.0.1:0', ...server } }),
         auth ? authCallback(auth) : undefined,
         methods,
         methods.length > 0 ? rpcCallback({ ...rpc }) : undefined,

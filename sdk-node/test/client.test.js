@@ -3,7 +3,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
-const { connect, ZerorelayError } = require('..')
+const { connect, Server, ZerorelayError } = require('..')
 const { startServer, client, waitFor, take, collect } = require('./helpers')
 
 test('connect resolves once welcomed and reports the session', async (t) => {
@@ -110,4 +110,23 @@ test('the ES module entry point exports the same API', () => {
     "if (typeof connect !== 'function' || z.Server !== Server || !(new ZerorelayError('x','y') instanceof Error)) process.exit(1)"],
   { cwd: path.join(__dirname, '..'), encoding: 'utf8' })
   assert.equal(r.status, 0, r.stderr)
+})
+
+test('an embedded server defaults to a free port on 127.0.0.1', async (t) => {
+  const s = await Server.start()
+  t.after(() => s.close())
+  assert.match(s.address, /^127\.0\.0\.1:\d+$/)
+  assert.notEqual(s.address, '127.0.0.1:8080')
+  await assert.rejects(Server.start({ server: 'x' }), { code: 'invalid_argument', message: 'config: `server` must be an object' })
+})
+
+test('close returns although nobody reads the messages', async (t) => {
+  const s = await Server.start({ session: { outbox_messages: 100000, outbox_bytes: 1 << 26 }, limits: { send_queue: 100000 } })
+  t.after(() => s.close())
+  const c = await connect(s.url, { user: 'idle' })
+  await c.join('g')
+  for (let i = 0; i < 20000; i++) s.publish('g', i)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await c.close()
+  assert.equal(c.state, 'closed')
 })
