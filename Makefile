@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-go bench-node bench-python lint fmt gen check-gen
+.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## List the targets.
 run: ## Run the relay on 127.0.0.1:8080 (release build).
 	$(CARGO) run --release -p zerorelay --features cli --bin zerorelay -- serve
 
-test: test-rust test-go test-node test-python ## Run every test in the repo.
+test: test-rust test-go test-node test-python test-interop ## Run every test in the repo.
 
 test-rust: ## Rust tests: unit, protocol vectors, integration, CLI, examples.
 	$(CARGO) test --all-features
@@ -42,6 +42,13 @@ test-node: node-addon ## Node SDK: node --test suites, tsc on the declarations, 
 test-python: ## Python SDK: debug build into target/py-venv; ruff, mypy, stubtest, pytest (incl. a wheel into a fresh venv).
 	bash sdk-python/scripts/test.sh
 
+test-interop: ## One relay, a client in each language through its SDK (after the other test targets built them).
+	$(CARGO) build --all-features -p zerorelay --example interop_peer
+	cd tests/interop/go && $(GO) vet ./... && $(GO) build -o $(CARGO_TARGET_DIR)/interop-go-peer .
+	$(CARGO_TARGET_DIR)/py-venv/bin/ruff check --config sdk-python/pyproject.toml tests/interop
+	$(CARGO_TARGET_DIR)/py-venv/bin/ruff format --check --config sdk-python/pyproject.toml tests/interop
+	$(CARGO_TARGET_DIR)/py-venv/bin/python -m pytest -q tests/interop
+
 bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay -p zerorelay-bench
 	cd bench/node && npm ci --no-audit --no-fund
@@ -65,7 +72,7 @@ bench-python: ## Python SDK receive rate against the websockets package (release
 lint: ## Check formatting, clippy (warnings are errors), gofmt and go vet.
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
-	test -z "$$(gofmt -l sdk-go examples/go-chat)" || (gofmt -l sdk-go examples/go-chat; exit 1)
+	test -z "$$(gofmt -l sdk-go examples/go-chat tests/interop/go)" || (gofmt -l sdk-go examples/go-chat tests/interop/go; exit 1)
 
 fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
