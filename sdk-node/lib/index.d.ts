@@ -173,8 +173,22 @@ export interface SessionInfo {
   [key: string]: unknown
 }
 
-export declare class Server {
+export interface ServerEvents {
+  /** A client said hello and was welcomed (`resumed`: an existing session). */
+  connected: [{ session: string; user: string | null; resumed: boolean; remote: string | null }]
+  /** A connection ended; the session stays resumable unless 'ended' follows. */
+  disconnected: [{ session: string; user: string | null; reason: string }]
+  /** A session ended for good (closed by its client, by the host, or expired). */
+  ended: [{ session: string; user: string | null; reason: string }]
+  /** The listeners fell more than 1,024 events behind and missed these. */
+  lagged: [{ missed: number }]
+}
+
+export declare class Server extends EventEmitter {
   private constructor ()
+  on<E extends keyof ServerEvents> (event: E, listener: (...args: ServerEvents[E]) => void): this
+  once<E extends keyof ServerEvents> (event: E, listener: (...args: ServerEvents[E]) => void): this
+  off<E extends keyof ServerEvents> (event: E, listener: (...args: ServerEvents[E]) => void): this
   static start (config?: ServerConfig, options?: ServerOptions): Promise<Server>
   readonly address: string
   readonly url: string

@@ -2,9 +2,10 @@
 // The embedded relay: start it from a configuration (the sections and keys
 // of the TOML file), publish and send from JavaScript, decide who connects
 // with an auth callback, and close it gracefully.
+const { EventEmitter } = require('node:events')
 const native = require('./native')
 const { ZerorelayError, PROTOCOL_CODES, fromNative } = require('./errors')
-const { dataJson } = require('./client')
+const { dataJson, rethrowLater } = require('./client')
 const logging = require('./logging')
 
 /** Wraps a user's auth callback so that it always answers JSON and never throws. */
@@ -56,13 +57,25 @@ function call (fn) {
   }
 }
 
-class Server {
+const SESSION_EVENTS = new Set(['connected', 'disconnected', 'ended', 'lagged'])
+
+class Server extends EventEmitter {
   #native
   #closing = null
+  #pumping = false
 
   /** @internal Use `Server.start()`. */
   constructor (handle) {
+    super()
     this.#native = handle
+    // Session events are subscribed to when the first listener is added
+    // (before that the relay builds none).
+    this.on('newListener', (event) => {
+      if (SESSION_EVENTS.has(event) && !this.#pumping) {
+        this.#pumping = true
+        this.#pump()
+      }
+    })
     // Keep the process alive while the relay serves, as a listening
     // http.Server does; `close()` releases it.
     this.#native.closed().catch(() => {})
@@ -110,6 +123,30 @@ class Server {
       throw fromNative(e)
     }
     return new Server(handle)
+  }
+
+  async #pump () {
+    try {
+      for (;;) {
+        const batch = await this.#native.nextEvents()
+        if (batch === null) return
+        for (const e of JSON.parse(batch)) {
+          try {
+            if (e.type === 'connected') {
+              this.emit('connected', { session: e.session, user: e.user ?? null, resumed: e.resumed, remote: e.remote ?? null })
+            } else if (e.type === 'disconnected' || e.type === 'ended') {
+              this.emit(e.type, { session: e.session, user: e.user ?? null, reason: e.reason })
+            } else if (e.type === 'lagged') {
+              this.emit('lagged', { missed: e.missed })
+            }
+          } catch (err) {
+            rethrowLater(err)
+          }
+        }
+      }
+    } catch (err) {
+      logging.warn(`session events stopped: ${err && err.message}`)
+    }
   }
 
   /** The bound address, `host:port`. */

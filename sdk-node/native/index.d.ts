@@ -71,6 +71,13 @@ export declare class NativeServer {
    */
   close(): Promise<void>
   /**
+   * Waits for what happens to sessions and resolves to a JSON array of
+   * events (`connected`, `disconnected`, `ended`, and `lagged` with the
+   * number missed when JavaScript fell behind), or to `null` once the
+   * relay is shutting down. Events before the first call are not kept.
+   */
+  nextEvents(): Promise<string | null>
+  /**
    * Resolves once the relay is shutting down. While it is pending it
    * keeps the process alive, as a listening `http.Server` does.
    */

@@ -130,3 +130,23 @@ test('close returns although nobody reads the messages', async (t) => {
   await c.close()
   assert.equal(c.state, 'closed')
 })
+
+test('the server tells its listeners about sessions connecting, resuming and ending', async (t) => {
+  const s = await Server.start()
+  t.after(() => s.close())
+  const seen = []
+  for (const e of ['connected', 'disconnected', 'ended']) s.on(e, (v) => seen.push([e, v]))
+  const a = await connect(s.url, { user: 'alice', reconnect: { baseMs: 20, capMs: 100 } })
+  const resumed = waitFor(a, 'connected', (e) => e.resumed)
+  s.dropConnection(a.session)
+  await resumed
+  await a.close()
+  const until = Date.now() + 5000
+  while (seen.length < 5 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(seen.map(([e]) => e), ['connected', 'disconnected', 'connected', 'disconnected', 'ended'])
+  assert.equal(seen[0][1].user, 'alice')
+  assert.equal(seen[0][1].resumed, false)
+  assert.match(seen[0][1].remote, /^127\.0\.0\.1:/)
+  assert.equal(seen[2][1].resumed, true)
+  assert.equal(seen[4][1].reason, 'session closed')
+})

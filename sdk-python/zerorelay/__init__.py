@@ -31,6 +31,7 @@ from ._types import (
     GroupInfo,
     Message,
     RpcContext,
+    ServerEvent,
     SessionInfo,
     Stats,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "RateLimited",
     "RpcContext",
     "Server",
+    "ServerEvent",
     "SessionInfo",
     "Stats",
     "Timeout",

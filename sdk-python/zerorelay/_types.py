@@ -180,3 +180,23 @@ class Stats:
     deliveries: int
     dropped: int
     slow_consumers: int
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """Something that happened to a session on an embedded server.
+
+    ``type`` is ``"connected"`` (a client was welcomed; ``resumed`` says
+    whether it resumed an existing session), ``"disconnected"`` (a connection
+    ended; the session stays resumable unless ``"ended"`` follows),
+    ``"ended"`` (the session ended for good: closed by its client, by the
+    host, or expired) or ``"lagged"`` (the reader fell more than 1,024 events
+    behind and ``missed`` were dropped)."""
+
+    type: str
+    session: Optional[str] = None
+    user: Optional[str] = None
+    resumed: bool = False
+    remote: Optional[str] = None
+    reason: Optional[str] = None
+    missed: int = 0

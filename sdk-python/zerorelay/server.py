@@ -6,13 +6,13 @@ import asyncio
 import copy
 import inspect
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import _common, _native
 from ._common import dumps
-from ._types import Answer, Credentials, GroupInfo, RpcContext, SessionInfo, Stats
+from ._types import Answer, Credentials, GroupInfo, RpcContext, ServerEvent, SessionInfo, Stats
 from .errors import Closed, InvalidArgument
 
 __all__ = ["AuthCallback", "AuthResult", "RpcHandler", "Server"]
@@ -210,6 +210,36 @@ class Server:
     def stats(self) -> Stats:
         """The counters."""
         return Stats(**json.loads(self._n.stats()))
+
+    # --- session events ---------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        """What happens to sessions from now on (`ServerEvent`), until the
+        server closes::
+
+            async for e in server.events():
+                if e.type == "connected":
+                    print(e.user, "is here")
+        """
+        subscription = self._n.events()
+        while True:
+            batch = await subscription.next_batch()
+            if batch is None:
+                return
+            for e in json.loads(batch):
+                yield ServerEvent(**e)
+
+    def events_blocking(self) -> Iterator[ServerEvent]:
+        """`events()` for code without an event loop (blocks between events)."""
+        subscription = self._n.events()
+        while True:
+            # Short waits, so that Ctrl-C gets through.
+            done, batch = subscription.next_batch_blocking(100)
+            if done:
+                return
+            if batch is not None:
+                for e in json.loads(batch):
+                    yield ServerEvent(**e)
 
     # --- lifecycle --------------------------------------------------------
 

@@ -652,3 +652,82 @@ async fn close_gets_through_when_the_application_stopped_reading_events() {
         .expect("close returns although the event buffer is full");
     assert!(matches!(client.status(), Status::Closed(_)));
 }
+
+#[tokio::test]
+async fn the_host_hears_sessions_connect_disconnect_resume_and_end() {
+    use zerorelay::server::HostEvent;
+    let mut c = config();
+    c.session.ttl_ms = 200;
+    let server = start(c).await;
+    let mut host = server.relay.events();
+    macro_rules! next {
+        () => {
+            tokio::time::timeout(Duration::from_secs(5), host.recv())
+                .await
+                .expect("a host event in time")
+                .expect("no lag")
+        };
+    }
+
+    let (a, mut ev) = Client::connect(&server.url(), opts("alice")).await.unwrap();
+    let HostEvent::Connected {
+        session,
+        resumed,
+        user,
+        remote,
+        ..
+    } = next!()
+    else {
+        panic!("want connected");
+    };
+    assert_eq!((user.as_deref(), resumed), (Some("alice"), false));
+    assert!(remote.unwrap().starts_with("127.0.0.1:"));
+
+    // A cut connection: disconnected, then the client resumes.
+    server.relay.drop_connection(&session);
+    assert!(matches!(next!(), HostEvent::Disconnected { session: s, .. } if s == session));
+    assert!(
+        matches!(next!(), HostEvent::Connected { session: s, resumed: true, .. } if s == session)
+    );
+    wait_for(&mut ev, |e| {
+        matches!(e, Event::Connected { resumed: true, .. })
+    })
+    .await;
+
+    // A clean close: disconnected, then the session ends.
+    a.close().await;
+    assert!(
+        matches!(next!(), HostEvent::Disconnected { reason, .. } if reason == "closed by the client (1000)")
+    );
+    assert!(
+        matches!(next!(), HostEvent::Ended { session: s, reason, .. } if s == session && reason == "session closed")
+    );
+
+    // Ended by the host, and expired after the TTL.
+    let (_b, _) = Client::connect(&server.url(), opts("bob")).await.unwrap();
+    let HostEvent::Connected { session: bob, .. } = next!() else {
+        panic!("want connected");
+    };
+    server.relay.disconnect(&bob);
+    let mut got = vec![next!(), next!()];
+    got.sort_by_key(|e| matches!(e, HostEvent::Ended { .. }));
+    assert!(
+        matches!(&got[0], HostEvent::Disconnected { reason, .. } if reason.contains("4005")),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[1], HostEvent::Ended { reason, .. } if reason == "disconnected by the host")
+    );
+
+    let mut o = opts("carol");
+    o.reconnect.enabled = false;
+    let (_c, _) = Client::connect(&server.url(), o).await.unwrap();
+    let HostEvent::Connected { session: carol, .. } = next!() else {
+        panic!("want connected");
+    };
+    server.relay.drop_connection(&carol);
+    assert!(matches!(next!(), HostEvent::Disconnected { .. }));
+    assert!(
+        matches!(next!(), HostEvent::Ended { session: s, reason, .. } if s == carol && reason == "expired")
+    );
+}

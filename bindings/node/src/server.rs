@@ -6,7 +6,9 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 use serde_json::value::RawValue;
+
 use zerorelay::auth::callback::{Answer, Callback, Decide};
+use zerorelay::server::events::HostEventStream;
 use zerorelay::{Config, ErrorCode, ProtocolError, Relay, RpcContext};
 
 use crate::error::{self, Result};
@@ -20,6 +22,9 @@ pub struct NativeServer {
     relay: Relay,
     address: String,
     task: Arc<Mutex<Option<ServeTask>>>,
+    /// Subscribed at the first `nextEvents` call (the JavaScript layer makes
+    /// it when the first listener is added).
+    host_events: Arc<tokio::sync::Mutex<Option<HostEventStream>>>,
 }
 
 /// What the JavaScript layer answers for an auth callback:
@@ -142,6 +147,7 @@ pub async fn start_server(
         relay,
         address: addr.to_string(),
         task: Arc::new(Mutex::new(Some(task))),
+        host_events: Arc::default(),
     })
 }
 
@@ -225,6 +231,22 @@ impl NativeServer {
                 let _ = t.await;
             }
             Ok(())
+        })
+        .map_err(error::internal)
+    }
+
+    /// Waits for what happens to sessions and resolves to a JSON array of
+    /// events (`connected`, `disconnected`, `ended`, and `lagged` with the
+    /// number missed when JavaScript fell behind), or to `null` once the
+    /// relay is shutting down. Events before the first call are not kept.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_events<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<String>>> {
+        let relay = self.relay.clone();
+        let slot = self.host_events.clone();
+        env.spawn_future(async move {
+            let mut slot = slot.lock().await;
+            let stream = slot.get_or_insert_with(|| relay.event_stream());
+            Ok(stream.next_json_batch(1024).await)
         })
         .map_err(error::internal)
     }

@@ -48,6 +48,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<server::Server>()?;
+    m.add_class::<server::ServerEvents>()?;
     m.add_function(wrap_pyfunction!(error::register_errors, m)?)?;
     m.add_function(wrap_pyfunction!(logs::reset_log_cache, m)?)?;
     m.add_function(wrap_pyfunction!(at_exit, m)?)?;

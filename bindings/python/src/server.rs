@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use zerorelay::auth::callback::{Answer, Credentials};
 use zerorelay::auth::Callback;
 use zerorelay::error::{ErrorCode, ProtocolError};
+use zerorelay::server::events::HostEventStream;
 use zerorelay::server::{RpcContext, RpcResult};
 use zerorelay::{Config, Relay};
 
@@ -266,8 +267,57 @@ impl Server {
         })
     }
 
+    /// Subscribes to what happens to sessions from now on (see
+    /// [`ServerEvents`]).
+    fn events(&self) -> ServerEvents {
+        ServerEvents {
+            stream: Arc::new(tokio::sync::Mutex::new(self.relay.event_stream())),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!("<zerorelay._native.Server {}>", self.address)
+    }
+}
+
+/// A subscription to a server's session events: batches of JSON events
+/// (`connected`, `disconnected`, `ended`, `lagged`), ending when the server
+/// shuts down.
+#[pyclass(frozen, module = "zerorelay._native")]
+pub struct ServerEvents {
+    stream: Arc<tokio::sync::Mutex<HostEventStream>>,
+}
+
+#[pymethods]
+impl ServerEvents {
+    /// An awaitable of the next batch as a JSON array, or None once the
+    /// server is shutting down.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stream = self.stream.clone();
+        runtime::future_into_py(py, async move {
+            Ok(stream.lock().await.next_json_batch(1024).await)
+        })
+    }
+
+    /// The next batch, waiting at most `timeout_ms` (GIL released):
+    /// `(False, None)` on timeout, `(True, None)` once the server is
+    /// shutting down, `(False, batch)` otherwise.
+    fn next_batch_blocking(
+        &self,
+        py: Python<'_>,
+        timeout_ms: u64,
+    ) -> PyResult<(bool, Option<String>)> {
+        let stream = self.stream.clone();
+        runtime::block_on(py, async move {
+            let mut s = stream.lock().await;
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), s.next_json_batch(1024))
+                .await
+            {
+                Ok(None) => (true, None),
+                Ok(Some(b)) => (false, Some(b)),
+                Err(_) => (false, None),
+            }
+        })
     }
 }
 

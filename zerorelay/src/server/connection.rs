@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::limiter::{RateLimiter, Strikes};
 use super::listener::refuse;
-use super::{now_ms, RpcContext, Shared, SERVER_NAME};
+use super::{now_ms, HostEvent, RpcContext, Shared, SERVER_NAME};
 use crate::auth::{Action, AuthRequest, Identity};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, Hello, RequestId, Target};
@@ -46,7 +46,19 @@ enum End {
     /// The client sent a close frame with this code.
     ClientClosed(Option<u16>),
     /// The socket is gone (reset, write timeout, EOF without close).
-    Gone(#[allow(dead_code, reason = "shown in logs through Debug")] &'static str),
+    Gone(&'static str),
+}
+
+impl End {
+    /// Why the connection ended, for the host's `disconnected` event.
+    fn reason(&self) -> String {
+        match self {
+            End::Close(code, reason) => format!("{reason} ({code})"),
+            End::ClientClosed(Some(code)) => format!("closed by the client ({code})"),
+            End::ClientClosed(None) => "closed by the client".to_owned(),
+            End::Gone(why) => (*why).to_owned(),
+        }
+    }
 }
 
 /// Runs a connection to its end.
@@ -112,6 +124,12 @@ pub(crate) async fn run<S>(
         server: SERVER_NAME.to_owned(),
     });
     tracing::debug!(?peer, session = %session.id, resumed, conn = link.id, client = hello.client.as_deref().unwrap_or(""), "A client said hello.");
+    shared.events.emit(|| HostEvent::Connected {
+        session: session.id.to_string(),
+        user: session.user.as_ref().map(|u| u.to_string()),
+        resumed,
+        remote: peer.map(|p| p.to_string()),
+    });
     let now = Instant::now();
     let mut conn = Conn {
         limiter: RateLimiter::new(
@@ -881,13 +899,14 @@ where
                 false
             }
         };
+        let shared = &self.shared;
+        shared.events.emit(|| HostEvent::Disconnected {
+            session: self.session.id.to_string(),
+            user: self.session.user.as_ref().map(|u| u.to_string()),
+            reason: end.reason(),
+        });
         if end_session {
-            super::end_session(
-                &**self.shared.router.store(),
-                &self.session,
-                close::NORMAL,
-                "session closed",
-            );
+            super::end_session(shared, &self.session, close::NORMAL, "session closed");
         }
     }
 }

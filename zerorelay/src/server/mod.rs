@@ -7,11 +7,13 @@
 //!   writing deliveries in batches, heartbeats.
 //! - [`limiter`]: per-connection rate limit and abuse counting.
 //! - [`rpc`]: host-defined methods.
+//! - [`events`]: what happens to sessions, for the host ([`Relay::events`]).
 //!
 //! The library takes a bound listener (or already-upgraded streams) and a
 //! shutdown call; the `zerorelay` binary only parses configuration.
 
 pub mod connection;
+pub mod events;
 pub mod limiter;
 pub mod listener;
 pub mod rpc;
@@ -34,6 +36,7 @@ use crate::protocol::{close, Delivery, DeliveryKind};
 use crate::router::Router;
 use crate::session::{MemoryStore, SessionLimits, SessionStore};
 
+pub use events::HostEvent;
 pub use rpc::{RpcContext, RpcRegistry, RpcResult};
 
 /// The server name and version sent in `welcome`.
@@ -108,6 +111,7 @@ impl RelayBuilder {
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
             ws_config,
             shutdown,
+            events: events::HostEvents::new(),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
@@ -127,6 +131,7 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) events: events::HostEvents,
     active: AtomicUsize,
     idle: Notify,
     accepted: AtomicU64,
@@ -346,7 +351,7 @@ impl Relay {
         let Some(s) = store.get(session) else {
             return false;
         };
-        end_session(&**store, &s, close::KICKED, "disconnected by the host");
+        end_session(&self.shared, &s, close::KICKED, "disconnected by the host");
         true
     }
 
@@ -421,6 +426,19 @@ impl Relay {
         let _ = tokio::time::timeout(grace, self.wait_idle()).await;
     }
 
+    /// Subscribes to what happens to sessions: clients welcomed, connections
+    /// ended, sessions ended. A subscriber more than
+    /// [`events::EVENT_CAPACITY`] events behind misses the oldest (and is
+    /// told how many).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<HostEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// [`Relay::events`] as batches of JSON, for the language bindings.
+    pub fn event_stream(&self) -> events::HostEventStream {
+        events::HostEventStream::new(self.clone())
+    }
+
     /// Resolves once [`Relay::shutdown`] has been called (by anyone).
     pub async fn shutdown_requested(&self) {
         shutting_down(&mut self.shared.shutdown.subscribe()).await;
@@ -447,7 +465,7 @@ pub fn websocket_accept_key(key: &[u8]) -> String {
 /// Ends a session for good: closes its connection with `code` and removes it
 /// from the store (and so from every group).
 pub(crate) fn end_session(
-    store: &dyn SessionStore,
+    shared: &Shared,
     s: &Arc<crate::session::Session>,
     code: u16,
     reason: &'static str,
@@ -464,7 +482,12 @@ pub(crate) fn end_session(
     if let Some(c) = conn {
         c.request_close(code, reason);
     }
-    store.remove(s);
+    shared.router.store().remove(s);
+    shared.events.emit(|| HostEvent::Ended {
+        session: s.id.to_string(),
+        user: s.user.as_ref().map(|u| u.to_string()),
+        reason: reason.to_owned(),
+    });
 }
 
 /// Resolves once shutdown has been requested.
@@ -514,6 +537,11 @@ async fn expire_sessions(shared: Arc<Shared>) {
             if expire {
                 tracing::debug!(session = %s.id, "Expired a session that stayed disconnected longer than session.ttl_ms.");
                 store.remove(&s);
+                shared.events.emit(|| HostEvent::Ended {
+                    session: s.id.to_string(),
+                    user: s.user.as_ref().map(|u| u.to_string()),
+                    reason: "expired".to_owned(),
+                });
             }
         }
     }

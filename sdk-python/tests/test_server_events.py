@@ -1,0 +1,55 @@
+"""The embedded server tells Python what happens to sessions."""
+
+import asyncio
+import threading
+
+import zerorelay
+
+
+async def test_connect_resume_and_end_reach_the_event_iterator() -> None:
+    async with zerorelay.Server() as server:
+        seen: list[zerorelay.ServerEvent] = []
+
+        async def watch() -> None:
+            async for e in server.events():
+                seen.append(e)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.05)
+        async with zerorelay.connect(server.url, user="alice") as client:
+            session = client.session
+            assert session is not None
+            server.drop_connection(session)
+            for _ in range(200):
+                if sum(e.type == "connected" for e in seen) == 2:
+                    break
+                await asyncio.sleep(0.02)
+        for _ in range(200):
+            if any(e.type == "ended" for e in seen):
+                break
+            await asyncio.sleep(0.02)
+        types = [e.type for e in seen]
+        assert types == ["connected", "disconnected", "connected", "disconnected", "ended"]
+        assert seen[0].user == "alice" and seen[0].resumed is False
+        assert seen[0].remote is not None and seen[0].remote.startswith("127.0.0.1:")
+        assert seen[2].resumed is True and seen[2].session == session
+        assert seen[4].reason == "session closed"
+    # The iterator ends when the server closes.
+    await asyncio.wait_for(watcher, 5)
+
+
+def test_the_blocking_iterator_ends_when_the_server_closes() -> None:
+    with zerorelay.sync.Server() as server:
+        seen: list[str] = []
+
+        def watch() -> None:
+            for e in server.events_blocking():
+                seen.append(e.type)
+
+        t = threading.Thread(target=watch)
+        t.start()
+        with zerorelay.sync.connect(server.url, user="bob"):
+            pass
+    t.join(5)
+    assert not t.is_alive()
+    assert seen[0] == "connected"
