@@ -34,6 +34,7 @@ async function main () {
     console.log('done')
   }
   await server.close()
+  process.stdin.destroy()
 }
 
 main()

@@ -91,6 +91,8 @@ async function main () {
     results['zerorelay SDK (for await)'].push(await viaSdk(f, url, 'iterator'))
   }
   f.send('quit')
+  f.child.stdin.end()
+  await new Promise((resolve) => f.child.once('exit', resolve))
   console.log(`Receive rate, ${N} messages of ~100 bytes each from one relay, ${RUNS} runs (msgs/s):`)
   for (const [name, rates] of Object.entries(results)) {
     const sorted = [...rates].sort((a, b) => a - b)
