@@ -17,6 +17,28 @@ type Server struct {
 	mu   sync.RWMutex
 	h    *C.zr_server
 	addr string
+
+	eventsOnce sync.Once
+	events     chan ServerEvent
+	stopOnce   sync.Once
+	done       chan struct{}
+}
+
+// ServerEvent is something that happened to a session on an embedded
+// server.
+type ServerEvent struct {
+	// Type is "connected" (a client was welcomed), "disconnected" (a
+	// connection ended; the session stays resumable unless "ended" follows),
+	// "ended" (the session ended for good: closed by its client, by the
+	// host, or expired) or "lagged" (the reader fell more than 1,024 events
+	// behind and Missed were dropped).
+	Type    string `json:"type"`
+	Session string `json:"session"`
+	User    string `json:"user"` // empty for anonymous sessions
+	Resumed bool   `json:"resumed"`
+	Remote  string `json:"remote"`
+	Reason  string `json:"reason"`
+	Missed  uint64 `json:"missed"`
 }
 
 // SessionInfo describes a session on an embedded server.
@@ -65,7 +87,7 @@ func StartServer(config any) (*Server, error) {
 	text := string(b)
 	c := cstr(text)
 	defer free(c)
-	s := &Server{}
+	s := &Server{done: make(chan struct{})}
 	if err := call(func() C.zr_status { return C.zr_status(C.zr_server_start(c, &s.h)) }); err != nil {
 		return nil, err
 	}
@@ -187,6 +209,7 @@ func (s *Server) Groups() ([]GroupInfo, error) {
 
 // Close shuts the server down gracefully (clients get 1001) and frees it.
 func (s *Server) Close() error {
+	s.stopOnce.Do(func() { close(s.done) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.h == nil {
@@ -196,4 +219,53 @@ func (s *Server) Close() error {
 	C.zr_server_free(s.h)
 	s.h = nil
 	return nil
+}
+
+// Events returns the channel of what happens to sessions from the first
+// call on (the same channel on every call). It is closed when the server
+// closes. Read it: while it is full, events wait, and more than 1,024
+// waiting ones are reported as a "lagged" event.
+func (s *Server) Events() <-chan ServerEvent {
+	s.eventsOnce.Do(func() {
+		s.events = make(chan ServerEvent, 256)
+		go s.pullEvents()
+	})
+	return s.events
+}
+
+func (s *Server) pullEvents() {
+	defer close(s.events)
+	for {
+		s.mu.RLock()
+		if s.h == nil {
+			s.mu.RUnlock()
+			return
+		}
+		var out *C.char
+		err := call(func() C.zr_status { return C.zr_status(C.zr_server_next_events(s.h, 100, 256, &out)) })
+		s.mu.RUnlock()
+		if err != nil {
+			return // the server is shutting down
+		}
+		if out == nil {
+			select {
+			case <-s.done:
+				return
+			default:
+				continue
+			}
+		}
+		text, _ := takeString(out)
+		var batch []ServerEvent
+		if json.Unmarshal([]byte(text), &batch) != nil {
+			return
+		}
+		for _, e := range batch {
+			select {
+			case s.events <- e:
+			case <-s.done:
+				return
+			}
+		}
+	}
 }

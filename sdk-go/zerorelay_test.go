@@ -452,3 +452,45 @@ func TestAnEmbeddedServerDefaultsToAFreeLoopbackPort(t *testing.T) {
 		t.Fatalf("want a refusal of a bad server section, got %v", err)
 	}
 }
+
+func TestTheServerReportsSessionEvents(t *testing.T) {
+	s := startServer(t, nil)
+	events := s.Events()
+	c := dial(t, s.URL(), "alice")
+	want := func(typ string) zerorelay.ServerEvent {
+		t.Helper()
+		select {
+		case e := <-events:
+			if e.Type != typ {
+				t.Fatalf("want %s, got %+v", typ, e)
+			}
+			return e
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s event", typ)
+		}
+		return zerorelay.ServerEvent{}
+	}
+	e := want("connected")
+	if e.User != "alice" || e.Resumed || !strings.HasPrefix(e.Remote, "127.0.0.1:") {
+		t.Fatalf("connected: %+v", e)
+	}
+	s.DropConnection(e.Session)
+	want("disconnected")
+	if r := want("connected"); !r.Resumed || r.Session != e.Session {
+		t.Fatalf("want a resume of %s, got %+v", e.Session, r)
+	}
+	c.Close()
+	want("disconnected")
+	if end := want("ended"); end.Reason != "session closed" {
+		t.Fatalf("ended: %+v", end)
+	}
+	s.Close()
+	select {
+	case _, open := <-events:
+		if open {
+			t.Fatal("want the channel closed after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the channel stayed open after Close")
+	}
+}

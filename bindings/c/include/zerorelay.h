@@ -339,6 +339,22 @@ enum zr_status zr_server_sessions(const struct zr_server *s, char **out_json);
 // As `zr_server_sessions`.
 enum zr_status zr_server_groups(const struct zr_server *s, char **out_json);
 
+// Waits up to `timeout_ms` for what happens to sessions and writes up to
+// `max` events as a JSON array to `out_json` (null when none came in
+// time): `{"type":"connected","session","user","resumed","remote"}`,
+// `{"type":"disconnected","session","user","reason"}`,
+// `{"type":"ended","session","user","reason"}`, and
+// `{"type":"lagged","missed":n}` where the reader fell more than 1,024
+// events behind. The subscription starts at the first call. Fails with
+// ZR_ERR_CLOSED once the server is shutting down.
+//
+// # Safety
+// `s` is a live handle; `out_json` is valid for a write.
+enum zr_status zr_server_next_events(const struct zr_server *s,
+                                     uint32_t timeout_ms,
+                                     uint32_t max,
+                                     char **out_json);
+
 // Graceful shutdown: stops accepting, closes clients with 1001, waits.
 //
 // # Safety

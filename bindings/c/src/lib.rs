@@ -975,6 +975,9 @@ pub struct zr_server {
     relay: Relay,
     addr: String,
     serve: Mutex<Option<tokio::task::JoinHandle<zerorelay::Result<()>>>>,
+    /// The session-event subscription, made at the first
+    /// `zr_server_next_events`.
+    events: tokio::sync::Mutex<Option<zerorelay::server::events::HostEventStream>>,
 }
 
 /// Starts a relay from a configuration (JSON with the same sections and
@@ -1006,6 +1009,7 @@ pub unsafe extern "C" fn zr_server_start(
             relay,
             addr,
             serve: Mutex::new(Some(serve)),
+            events: tokio::sync::Mutex::new(None),
         });
         // SAFETY: forwarded contract.
         unsafe { put(out, Box::into_raw(s)) }
@@ -1221,6 +1225,43 @@ pub unsafe extern "C" fn zr_server_groups(
         let j = serde_json::to_string(&s.relay.groups()).expect("groups are JSON");
         // SAFETY: forwarded contract.
         unsafe { put(out_json, c_string(j)) }
+    })
+}
+
+/// Waits up to `timeout_ms` for what happens to sessions and writes up to
+/// `max` events as a JSON array to `out_json` (null when none came in
+/// time): `{"type":"connected","session","user","resumed","remote"}`,
+/// `{"type":"disconnected","session","user","reason"}`,
+/// `{"type":"ended","session","user","reason"}`, and
+/// `{"type":"lagged","missed":n}` where the reader fell more than 1,024
+/// events behind. The subscription starts at the first call. Fails with
+/// ZR_ERR_CLOSED once the server is shutting down.
+///
+/// # Safety
+/// `s` is a live handle; `out_json` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_next_events(
+    s: *const zr_server,
+    timeout_ms: u32,
+    max: u32,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        let got = runtime().block_on(async {
+            let mut slot = s.events.lock().await;
+            let stream = slot.get_or_insert_with(|| s.relay.event_stream());
+            let wait = std::time::Duration::from_millis(u64::from(timeout_ms));
+            tokio::time::timeout(wait, stream.next_json_batch(max.max(1) as usize)).await
+        });
+        let v = match got {
+            Ok(Some(batch)) => c_string(batch),
+            Ok(None) => return Err(zerorelay::Error::Closed.into()),
+            Err(_) => std::ptr::null_mut(),
+        };
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, v) }
     })
 }
 
