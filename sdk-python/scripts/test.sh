@@ -6,9 +6,7 @@
 # package from source (debug profile), then runs ruff, mypy (package and a
 # typed usage file) and pytest. Works from a fresh clone: nothing is
 # expected to be installed by hand besides python3 (with venv) and Rust.
-#
-# ZERORELAY_SKIP_WHEEL_TEST=1 skips the slow test that builds a wheel and
-# installs it into a fresh virtual environment.
+
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
