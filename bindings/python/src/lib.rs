@@ -23,8 +23,8 @@ pub mod server;
 /// exiting, so that no Rust thread calls into Python any more. The package
 /// calls it from `atexit`, after closing its clients and servers.
 #[pyfunction]
-fn at_exit() {
-    runtime::set_exiting();
+fn at_exit(py: Python<'_>) {
+    runtime::set_exiting(py);
 }
 
 /// Client codes beyond the protocol's (`timeout`, `closed`, …).

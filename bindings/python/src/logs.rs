@@ -18,9 +18,8 @@ impl Log for Guarded {
     }
 
     fn log(&self, record: &Record) {
-        if !runtime::exiting() {
-            self.0.log(record);
-        }
+        // Counted, so that the exit waits for a record being written.
+        runtime::guarded(|| self.0.log(record));
     }
 
     fn flush(&self) {}

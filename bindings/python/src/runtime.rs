@@ -11,7 +11,7 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -29,6 +29,10 @@ static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 /// Set once the interpreter is exiting: from then on no Rust thread calls
 /// into Python (a thread that attaches during finalization may be killed).
 static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Rust threads inside (or about to enter) Python right now; `at_exit`
+/// waits for them, so that none is still attached when finalization starts.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// The runtime of this process, built on first use.
 pub fn runtime() -> Arc<Runtime> {
@@ -55,9 +59,32 @@ pub fn runtime() -> Arc<Runtime> {
     rt
 }
 
-/// Marks the interpreter as exiting (called from an `atexit` handler).
-pub fn set_exiting() {
+/// Marks the interpreter as exiting (called from an `atexit` handler, with
+/// the GIL) and waits, with the GIL released, at most two seconds for the
+/// Rust threads that were already entering Python to leave it.
+pub fn set_exiting(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < give_up {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+}
+
+/// Runs `f` (which enters Python) unless the interpreter is exiting,
+/// counted so that `set_exiting` can wait for it. The count is raised
+/// before the check (and `set_exiting` sets the flag before reading the
+/// count), so either this call sees the flag or `set_exiting` sees the call.
+pub fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let r = if EXITING.load(Ordering::SeqCst) {
+        None
+    } else {
+        Some(f())
+    };
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    r
 }
 
 /// Whether Rust threads must stay away from Python.
@@ -67,10 +94,7 @@ pub fn exiting() -> bool {
 
 /// Runs `f` attached to the interpreter, unless it is exiting.
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    if exiting() {
-        return None;
-    }
-    Python::try_attach(f)
+    guarded(|| Python::try_attach(f)).flatten()
 }
 
 /// The process that made a client or server.
@@ -89,6 +113,20 @@ impl Owner {
     }
 }
 
+/// A pyo3-async-runtimes task: it hands its result to asyncio (entering
+/// Python) inside some poll, so every poll is [`guarded`], and once the
+/// interpreter is exiting the task is never polled to completion again.
+struct Guarded(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl Future for Guarded {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // Exiting: stay pending without a wake-up (the process is ending).
+        guarded(|| self.0.as_mut().poll(cx)).unwrap_or(std::task::Poll::Pending)
+    }
+}
+
 /// pyo3-async-runtimes' view of [`runtime`].
 pub struct Rt;
 
@@ -104,14 +142,16 @@ impl GenericRuntime for Rt {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        runtime().spawn(fut)
+        runtime().spawn(Guarded(Box::pin(fut)))
     }
 
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        runtime().spawn_blocking(f)
+        runtime().spawn_blocking(move || {
+            let _ = guarded(f);
+        })
     }
 }
 
