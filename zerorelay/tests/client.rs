@@ -731,3 +731,27 @@ async fn the_host_hears_sessions_connect_disconnect_resume_and_end() {
         matches!(next!(), HostEvent::Ended { session: s, reason, .. } if s == carol && reason == "expired")
     );
 }
+
+#[tokio::test]
+async fn a_connect_that_runs_out_of_time_says_why_the_last_attempt_failed() {
+    // Bind and drop: a port on which nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut o = opts("alice");
+    o.connect_timeout_ms = 300;
+    o.reconnect.base_ms = 20;
+    o.reconnect.cap_ms = 50;
+    let e = Client::connect(&format!("ws://127.0.0.1:{port}/ws"), o)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "connection");
+    let m = e.to_string();
+    assert!(
+        m.contains("not connected within connect_timeout_ms (300 ms); last attempt: ")
+            && m.contains("refused"),
+        "{m}"
+    );
+}

@@ -72,6 +72,7 @@ pub struct Client {
     next_handle: Arc<AtomicU64>,
     status: watch::Receiver<Status>,
     close_now: Arc<tokio::sync::Notify>,
+    last_failure: Arc<parking_lot::Mutex<Option<String>>>,
 }
 
 /// The client's events, in order. Messages are delivered exactly once.
@@ -134,10 +135,13 @@ impl Client {
             Ok(Ok(())) => Ok((client, events)),
             Ok(Err(e)) => Err(e),
             Err(_) => {
+                let last = client.last_failure.lock().clone();
                 client.close().await;
                 Err(ClientError::Connection(format!(
-                    "not connected within connect_timeout_ms ({} ms)",
-                    timeout.as_millis()
+                    "not connected within connect_timeout_ms ({} ms){}",
+                    timeout.as_millis(),
+                    last.map(|r| format!("; last attempt: {r}"))
+                        .unwrap_or_default()
                 )))
             }
         }
@@ -174,6 +178,7 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
         let (status_tx, status_rx) = watch::channel(Status::Connecting);
         let close_now = Arc::new(tokio::sync::Notify::new());
+        let last_failure = Arc::new(parking_lot::Mutex::new(None));
         let driver = Driver {
             engine,
             url: url.to_owned(),
@@ -187,6 +192,7 @@ impl Client {
             handles: HashMap::new(),
             close_now: close_now.clone(),
             closing: false,
+            last_failure: last_failure.clone(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok((
@@ -195,6 +201,7 @@ impl Client {
                 next_handle: Arc::new(AtomicU64::new(1)),
                 status: status_rx,
                 close_now,
+                last_failure,
             },
             Events { rx: ev_rx },
         ))
@@ -385,6 +392,9 @@ struct Driver {
     /// Set once a close was asked while events were waiting for the
     /// application: from then on events that do not fit are dropped.
     closing: bool,
+    /// Why the last connection attempt or connection ended, for the error
+    /// of a `connect` that runs out of time.
+    last_failure: Arc<parking_lot::Mutex<Option<String>>>,
 }
 
 impl Driver {
@@ -556,6 +566,7 @@ impl Driver {
                             will_retry,
                         } => {
                             tracing::info!(url = %self.url, ?code, reason, will_retry, "The client was disconnected.");
+                            *self.last_failure.lock() = Some(reason.clone());
                             self.status.send_replace(Status::Connecting);
                         }
                         Event::Reconnecting { attempt, delay_ms } => {
