@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime can be built");
-    match runtime.block_on(serve(config, addr)) {
+    match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zerorelay: {e}");
@@ -136,21 +136,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config, addr: std::net::SocketAddr) -> Result<(), zerorelay::Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        zerorelay::Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {addr}: {e}"),
-        ))
-    })?;
+async fn serve(config: Config) -> Result<(), zerorelay::Error> {
     let relay = Relay::builder(config).build()?;
-    let bound = listener.local_addr()?;
+    let (bound, server) = relay.spawn().await?;
     // One line on standard output, for scripts that start the relay on port 0.
     println!("zerorelay listening on ws://{bound}/ws");
     if relay.is_development() {
         tracing::warn!("Development mode: no authentication is configured; clients name themselves with hello.user.");
     }
-    let server = tokio::spawn(relay.clone().serve(listener));
     shutdown_signal().await;
     tracing::info!("Shutting down: closing clients with 1001.");
     relay.shutdown().await;
