@@ -10,7 +10,7 @@ use napi::Env;
 use napi_derive::napi;
 use serde::Deserialize;
 use tokio::sync::oneshot;
-use zerorelay::client::json::{reply_to_json, request_from_json, write_event};
+use zerorelay::client::json::{events_to_json_array, reply_to_json, request_from_json};
 use zerorelay::client::{Client, ClientError, ClientOptions, Event, Events, Status, TokenProvider};
 
 use crate::error::{self, Result};
@@ -141,16 +141,7 @@ impl NativeClient {
             if events.recv_many(&mut buf, BATCH).await == 0 {
                 return Ok(None);
             }
-            let mut out = String::with_capacity(buf.len() * 96 + 2);
-            out.push('[');
-            for (i, e) in buf.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_event(e, &mut out);
-            }
-            out.push(']');
-            Ok(Some(out))
+            Ok(Some(events_to_json_array(&buf)))
         })
         .map_err(error::internal)
     }

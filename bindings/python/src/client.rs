@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
-use zerorelay::client::json::{request_from_json, write_event};
+use zerorelay::client::json::{events_to_json_array, request_from_json};
 use zerorelay::client::{
     Client as Engine, ClientError, ClientOptions, Event, Events, Reply, Status, TokenProvider,
 };
@@ -84,19 +84,6 @@ fn token_provider(f: Py<PyAny>) -> TokenProvider {
             }
         })
     })
-}
-
-fn batch_json(events: &[Event]) -> String {
-    let mut out = String::with_capacity(2 + events.len() * 192);
-    out.push('[');
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_event(e, &mut out);
-    }
-    out.push(']');
-    out
 }
 
 /// A request's answer, made a Python value (or exception) only once the
@@ -200,7 +187,7 @@ impl Client {
         };
         let mut buf = Vec::new();
         events.take_ready(max.clamp(1, MAX_BATCH), &mut buf);
-        Ok((!buf.is_empty()).then(|| batch_json(&buf)))
+        Ok((!buf.is_empty()).then(|| events_to_json_array(&buf)))
     }
 
     /// An awaitable of the next events (at least one, at most `max`) as a
@@ -212,7 +199,7 @@ impl Client {
         runtime::future_into_py(py, async move {
             let mut events = events.lock().await;
             let mut buf = Vec::new();
-            Ok((events.take(max, &mut buf).await > 0).then(|| batch_json(&buf)))
+            Ok((events.take(max, &mut buf).await > 0).then(|| events_to_json_array(&buf)))
         })
     }
 
@@ -234,7 +221,7 @@ impl Client {
             let wait = Duration::from_millis(timeout_ms);
             match tokio::time::timeout(wait, events.take(max, &mut buf)).await {
                 Ok(0) => None,
-                Ok(_) => Some(batch_json(&buf)),
+                Ok(_) => Some(events_to_json_array(&buf)),
                 Err(_) => Some("[]".to_owned()),
             }
         })

@@ -68,6 +68,21 @@ pub fn write_event(e: &Event, out: &mut String) {
     }
 }
 
+/// Events as one JSON array, the batch form the bindings hand across
+/// their boundary (one crossing per batch).
+pub fn events_to_json_array(events: &[Event]) -> String {
+    let mut out = String::with_capacity(2 + events.len() * 128);
+    out.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_event(e, &mut out);
+    }
+    out.push(']');
+    out
+}
+
 /// The error part of a reply.
 #[derive(Serialize)]
 pub struct ErrorJson<'a> {
@@ -151,6 +166,24 @@ mod tests {
             request_from_json("nope"),
             Err(ClientError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn event_batches_are_json_arrays() {
+        let events = [
+            Event::Reconnecting {
+                attempt: 1,
+                delay_ms: 5,
+            },
+            Event::Closed {
+                reason: "bye".into(),
+            },
+        ];
+        assert_eq!(
+            events_to_json_array(&events),
+            r#"[{"type":"reconnecting","attempt":1,"delay_ms":5},{"type":"closed","reason":"bye"}]"#
+        );
+        assert_eq!(events_to_json_array(&[]), "[]");
     }
 
     #[test]
