@@ -228,37 +228,61 @@ func (s *Server) Close() error {
 func (s *Server) Events() <-chan ServerEvent {
 	s.eventsOnce.Do(func() {
 		s.events = make(chan ServerEvent, 256)
+		// The first call subscribes, so it happens here, before Events
+		// returns: a client that connects right after is reported. It
+		// waits for nothing and can only find what the channel holds.
+		first, ok := s.fetchEvents(0)
+		for _, e := range first {
+			s.events <- e
+		}
+		if !ok {
+			close(s.events)
+			return
+		}
 		go s.pullEvents()
 	})
 	return s.events
 }
 
+// fetchEvents waits up to timeoutMs for at most 256 events; ok is false
+// once the server is closed or closing.
+func (s *Server) fetchEvents(timeoutMs uint32) (batch []ServerEvent, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return nil, false
+	}
+	var out *C.char
+	err := call(func() C.zr_status {
+		return C.zr_status(C.zr_server_next_events(s.h, C.uint32_t(timeoutMs), 256, &out))
+	})
+	if err != nil {
+		return nil, false // the server is shutting down
+	}
+	if out == nil {
+		return nil, true
+	}
+	text, _ := takeString(out)
+	if json.Unmarshal([]byte(text), &batch) != nil {
+		return nil, false
+	}
+	return batch, true
+}
+
 func (s *Server) pullEvents() {
 	defer close(s.events)
 	for {
-		s.mu.RLock()
-		if s.h == nil {
-			s.mu.RUnlock()
+		batch, ok := s.fetchEvents(100)
+		if !ok {
 			return
 		}
-		var out *C.char
-		err := call(func() C.zr_status { return C.zr_status(C.zr_server_next_events(s.h, 100, 256, &out)) })
-		s.mu.RUnlock()
-		if err != nil {
-			return // the server is shutting down
-		}
-		if out == nil {
+		if batch == nil {
 			select {
 			case <-s.done:
 				return
 			default:
 				continue
 			}
-		}
-		text, _ := takeString(out)
-		var batch []ServerEvent
-		if json.Unmarshal([]byte(text), &batch) != nil {
-			return
 		}
 		for _, e := range batch {
 			select {

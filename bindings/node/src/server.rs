@@ -243,6 +243,11 @@ impl NativeServer {
     pub fn next_events<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<String>>> {
         let relay = self.relay.clone();
         let slot = self.host_events.clone();
+        // Subscribe now, not when the future first runs, so that a client
+        // connecting right after this call is reported.
+        if let Ok(mut s) = slot.try_lock() {
+            s.get_or_insert_with(|| relay.event_stream());
+        }
         env.spawn_future(async move {
             let mut slot = slot.lock().await;
             let stream = slot.get_or_insert_with(|| relay.event_stream());
