@@ -50,7 +50,8 @@ test-interop: ## One relay, a client in each language through its SDK (after the
 	$(CARGO_TARGET_DIR)/py-venv/bin/python -m pytest -q tests/interop
 
 bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
-	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay -p zerorelay-bench
+	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay
+	$(CARGO) build --release -p zerorelay-bench
 	cd bench/node && npm ci --no-audit --no-fund
 	test -x $(CARGO_TARGET_DIR)/bench-venv/bin/python || python3 -m venv $(CARGO_TARGET_DIR)/bench-venv
 	$(CARGO_TARGET_DIR)/bench-venv/bin/pip install --quiet matplotlib

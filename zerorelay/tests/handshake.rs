@@ -238,5 +238,15 @@ async fn refresh_extends_the_token_and_refuses_another_user() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pong = c.request(json!({"type":"ping","id":"still-here"})).await;
     assert_eq!(pong, json!({"type":"pong","id":"still-here"}));
+    // Frames sent right behind a refresh wait for it: answers stay in order.
+    c.send(json!({"type":"refresh","id":"r3","token":"long"}))
+        .await;
+    c.send(json!({"type":"ping","id":"behind"})).await;
+    let ok = c.recv().await;
+    assert_eq!(
+        (ok["type"].as_str(), ok["id"].as_str()),
+        (Some("ok"), Some("r3"))
+    );
+    assert_eq!(c.recv().await, json!({"type":"pong","id":"behind"}));
     s.stop().await;
 }

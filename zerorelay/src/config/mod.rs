@@ -125,7 +125,11 @@ pub struct LimitsConfig {
     /// Refused frames (bad input or over the rate) within ten seconds after
     /// which the connection is closed with 1008.
     pub abuse_strikes: u32,
-    /// Initial read buffer per connection.
+    /// Read buffer per connection, and the most one read takes from the
+    /// socket. It grows for a larger frame. Small by default: every idle
+    /// connection keeps one, and each read clears it first (protocol v1's
+    /// client frames are short; raise it for connections that mostly
+    /// upload large frames).
     pub read_buffer_bytes: usize,
     /// Write buffer per connection before frames are flushed.
     pub write_buffer_bytes: usize,
@@ -141,7 +145,7 @@ impl Default for LimitsConfig {
             rate_per_sec: 1_000,
             rate_burst: 2_000,
             abuse_strikes: 50,
-            read_buffer_bytes: 4 << 10,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 16 << 10,
         }
     }

@@ -7,6 +7,7 @@
 //! and flushed once per loop turn, after every frame that was already
 //! readable has been handled and the outbox drained.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,18 +63,46 @@ impl End {
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run<S>(
+///
+/// The greeting and the close run in boxed futures of their own, so that
+/// the future an idle connection keeps is only the steady-state loop.
+pub(crate) fn run<S>(
+    shared: Arc<Shared>,
+    ws: WebSocketStream<S>,
+    peer: Option<SocketAddr>,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Made here, not in the async block, so that the block holds a pointer
+    // rather than the stream and the arguments for its whole life.
+    let greeting = Box::pin(greet(shared, ws, peer));
+    async move {
+        let Some((mut conn, greeted)) = greeting.await else {
+            return;
+        };
+        let end = match greeted {
+            Ok(()) => conn.run().await,
+            Err(e) => e,
+        };
+        Box::pin(conn.finish(end)).await;
+    }
+}
+
+/// Reads `hello`, authenticates, opens or resumes the session and writes
+/// `welcome` (with what the session already holds). `None` when the client
+/// was refused.
+async fn greet<S>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
-) where
+) -> Option<(Conn<S>, Result<(), End>)>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let Some(hello) = read_hello(&shared, &mut ws, deadline).await else {
-        return;
-    };
+    let hello = read_hello(&shared, &mut ws, deadline).await?;
     let request = AuthRequest {
         token: hello.token.as_deref(),
         user: hello.user.as_deref(),
@@ -92,7 +121,7 @@ pub(crate) async fn run<S>(
                 "authentication failed",
             )
             .await;
-            return;
+            return None;
         }
         Err(_) => {
             tracing::warn!(?peer, "Closed a connection whose authentication did not finish within server.hello_timeout_ms.");
@@ -103,7 +132,7 @@ pub(crate) async fn run<S>(
                 "authentication timeout",
             )
             .await;
-            return;
+            return None;
         }
     };
     let link = ConnLink::new();
@@ -111,7 +140,7 @@ pub(crate) async fn run<S>(
         Ok(s) => s,
         Err((e, code)) => {
             refuse(&mut ws, Some((e.code, &e.message)), code, "session refused").await;
-            return;
+            return None;
         }
     };
     let welcome = ServerFrame::Welcome(Welcome {
@@ -146,22 +175,18 @@ pub(crate) async fn run<S>(
         identity,
         last_seen: now,
         batch: Vec::new(),
+        pending: Vec::new(),
+        refreshing: None,
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
         deadline: tokio::time::Instant::now(),
     };
     conn.deadline = tokio::time::Instant::now() + conn.write_timeout;
-    let greeted = match conn.write(Message::text(welcome.encode())).await {
-        Ok(()) => conn.drain().await,
+    let _ = conn.write(Message::text(welcome.encode()));
+    let greeted = match conn.drain().await {
+        Ok(()) => conn.flush().await,
         e => e,
     };
-    let end = match greeted {
-        Ok(()) => match conn.flush().await {
-            Ok(()) => conn.run().await,
-            Err(e) => e,
-        },
-        Err(e) => e,
-    };
-    conn.finish(end).await;
+    Some((conn, greeted))
 }
 
 /// Waits for the first frame, which must be a valid `hello`.
@@ -305,6 +330,10 @@ struct Conn<S> {
     strikes: Strikes,
     last_seen: Instant,
     batch: Vec<Outgoing>,
+    /// Answers written by this task since the last flush.
+    pending: Vec<Message>,
+    /// A `refresh` read and not yet answered (its id and token).
+    refreshing: Option<(Option<RequestId>, String)>,
     rpc_in_flight: Arc<AtomicUsize>,
     write_timeout: Duration,
     /// Writes started in this loop turn must finish by then (one clock read
@@ -347,15 +376,28 @@ where
                 }
                 msg = self.ws.next() => {
                     read = true;
-                    self.on_message(msg).await
+                    self.on_message(msg)
                 }
-                _ = heartbeat.tick() => self.on_heartbeat(hb).await,
+                _ = heartbeat.tick() => self.on_heartbeat(hb),
                 _ = expiry => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
             };
             // Only after a read can more frames be buffered; probing the
             // socket otherwise costs tungstenite a zero-filled read buffer.
             let step = match step {
-                Ok(()) if read => self.read_ahead().await,
+                Ok(()) if read => self.read_ahead(),
+                e => e,
+            };
+            // A `refresh` waits for the authenticator; the frames after it
+            // are read once it is answered.
+            let step = match step {
+                Ok(()) => match self.refreshing.take() {
+                    Some((id, token)) => {
+                        // Boxed: an authenticator's future is large and rare.
+                        let r = Box::pin(self.refresh(&token)).await;
+                        self.answer(id.as_ref(), r)
+                    }
+                    None => Ok(()),
+                },
                 e => e,
             };
             let step = match step {
@@ -379,38 +421,39 @@ where
 
     /// Handles frames that are already buffered, so that a burst of
     /// requests is answered with one flush.
-    async fn read_ahead(&mut self) -> Result<(), End> {
+    fn read_ahead(&mut self) -> Result<(), End> {
         for _ in 0..MAX_READ_AHEAD {
+            if self.refreshing.is_some() {
+                break;
+            }
             match self.ws.next().now_or_never() {
-                Some(msg) => self.on_message(msg).await?,
+                Some(msg) => self.on_message(msg)?,
                 None => break,
             }
         }
         Ok(())
     }
 
-    async fn on_heartbeat(&mut self, hb: Duration) -> Result<(), End> {
+    fn on_heartbeat(&mut self, hb: Duration) -> Result<(), End> {
         if self.last_seen.elapsed() >= hb * 2 {
             tracing::debug!(session = %self.session.id, "Closed a connection that sent nothing for two heartbeat intervals.");
             return Err(End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
         }
-        self.write(Message::Ping(Default::default())).await
+        self.write(Message::Ping(Default::default()))
     }
 
-    async fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
+    fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
         let msg = match msg {
             None => return Err(End::Gone("connection closed without a close frame")),
             Some(Err(e)) if is_too_big(&e) => {
                 let max = self.shared.config.limits.max_frame_bytes
                     * self.shared.config.limits.transport_frame_factor;
-                let _ = self
-                    .reply_error(
-                        None,
-                        ErrorCode::TooLarge,
-                        &format!("frame is over the transport limit of {max} bytes"),
-                        false,
-                    )
-                    .await;
+                let _ = self.reply_error(
+                    None,
+                    ErrorCode::TooLarge,
+                    &format!("frame is over the transport limit of {max} bytes"),
+                    false,
+                );
                 return Err(End::Close(close::TOO_BIG, "frame too large"));
             }
             Some(Err(e)) => {
@@ -421,22 +464,19 @@ where
         };
         self.last_seen = Instant::now();
         match msg {
-            Message::Text(t) => self.on_text(&t).await,
-            Message::Binary(_) => {
-                self.reply_error(
-                    None,
-                    ErrorCode::Unsupported,
-                    "binary frames are not supported: protocol v1 is JSON text",
-                    true,
-                )
-                .await
-            }
+            Message::Text(t) => self.on_text(&t),
+            Message::Binary(_) => self.reply_error(
+                None,
+                ErrorCode::Unsupported,
+                "binary frames are not supported: protocol v1 is JSON text",
+                true,
+            ),
             Message::Close(frame) => Err(End::ClientClosed(frame.map(|f| u16::from(f.code)))),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+    fn on_text(&mut self, text: &str) -> Result<(), End> {
         let max = self.shared.config.limits.max_frame_bytes;
         if text.len() > max {
             tracing::debug!(session = %self.session.id, bytes = text.len(), "Refused a frame over limits.max_frame_bytes.");
@@ -444,7 +484,7 @@ where
                 "frame of {} bytes is over the limit of {max} bytes",
                 text.len()
             );
-            return self.reply_error(None, ErrorCode::TooLarge, &m, true).await;
+            return self.reply_error(None, ErrorCode::TooLarge, &m, true);
         }
         // Acks are most of what a busy reader sends: the canonical form skips
         // the general parser.
@@ -452,19 +492,12 @@ where
             let r = self.session.lock().outbox.ack(seq);
             return match r {
                 Ok(()) => Ok(()),
-                Err(m) => {
-                    self.reply_error(None, ErrorCode::BadRequest, &m, true)
-                        .await
-                }
+                Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
             };
         }
         let frame = match wire::parse(text) {
             Ok(f) => f,
-            Err(e) => {
-                return self
-                    .reply_error(e.id.as_ref(), e.error.code, &e.error.message, true)
-                    .await
-            }
+            Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
         };
         // Acks are exempt: a fast reader acknowledges in proportion to what
         // it is sent, and refusing its acks would only grow its outbox.
@@ -472,70 +505,59 @@ where
         if !is_ack && !self.limiter.allow(Instant::now()) {
             tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
             let id = frame.id().cloned();
-            return self
-                .reply_error(
-                    id.as_ref(),
-                    ErrorCode::RateLimited,
-                    "too many frames: slow down",
-                    true,
-                )
-                .await;
+            return self.reply_error(
+                id.as_ref(),
+                ErrorCode::RateLimited,
+                "too many frames: slow down",
+                true,
+            );
         }
         match frame {
-            ClientFrame::Hello(_) => {
-                self.reply_error(
-                    None,
-                    ErrorCode::BadRequest,
-                    "hello was already received on this connection",
-                    true,
-                )
-                .await
-            }
+            ClientFrame::Hello(_) => self.reply_error(
+                None,
+                ErrorCode::BadRequest,
+                "hello was already received on this connection",
+                true,
+            ),
             ClientFrame::Ack { seq } => {
                 let r = self.session.lock().outbox.ack(seq);
                 match r {
                     Ok(()) => Ok(()),
-                    Err(m) => {
-                        self.reply_error(None, ErrorCode::BadRequest, &m, true)
-                            .await
-                    }
+                    Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
                 }
             }
             ClientFrame::Ping { id } => {
                 self.write(Message::text(ServerFrame::Pong { id }.encode()))
-                    .await
             }
             ClientFrame::Join { id, group } => {
                 let r = self.join(group);
-                self.answer(id.as_ref(), r).await
+                self.answer(id.as_ref(), r)
             }
             ClientFrame::Leave { id, group } => {
                 let r = self.leave(&group);
-                self.answer(id.as_ref(), r).await
+                self.answer(id.as_ref(), r)
             }
-            ClientFrame::Send { id, target, data } => {
-                self.routed(id, |c| c.send(&target, data)).await
-            }
+            ClientFrame::Send { id, target, data } => self.routed(id, |c| c.send(&target, data)),
             ClientFrame::Publish {
                 id,
                 group,
                 data,
                 echo,
-            } => self.routed(id, |c| c.publish(&group, data, echo)).await,
+            } => self.routed(id, |c| c.publish(&group, data, echo)),
             ClientFrame::Broadcast { id, data, echo } => {
-                self.routed(id, |c| c.broadcast(data, echo)).await
+                self.routed(id, |c| c.broadcast(data, echo))
             }
-            ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data).await,
+            ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data),
             ClientFrame::Refresh { id, token } => {
-                let r = self.refresh(&token).await;
-                self.answer(id.as_ref(), r).await
+                self.refreshing = Some((id, token));
+                Ok(())
             }
         }
     }
 
     /// A routing request: answered from memory when its id was seen before,
     /// otherwise routed once and its answer remembered.
-    async fn routed(
+    fn routed(
         &mut self,
         id: Option<RequestId>,
         route: impl FnOnce(&Self) -> Result<(), ProtocolError>,
@@ -543,7 +565,7 @@ where
         if let Some(id) = &id {
             let seen = self.session.lock().recent.get(id).cloned();
             match seen {
-                Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)).await,
+                Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)),
                 Some(RecentReply::Pending) => return Ok(()),
                 None => {}
             }
@@ -552,7 +574,7 @@ where
         let Some(id) = id else {
             return match result {
                 Ok(()) => Ok(()),
-                Err(e) => self.reply_error(None, e.code, &e.message, false).await,
+                Err(e) => self.reply_error(None, e.code, &e.message, false),
             };
         };
         let frame = match &result {
@@ -564,7 +586,7 @@ where
             .lock()
             .recent
             .insert(id, RecentReply::Done(frame.clone()));
-        self.write(Message::text(frame)).await
+        self.write(Message::text(frame))
     }
 
     fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
@@ -671,15 +693,10 @@ where
         Ok(())
     }
 
-    async fn rpc(
-        &mut self,
-        id: RequestId,
-        method: &str,
-        data: Option<&RawValue>,
-    ) -> Result<(), End> {
+    fn rpc(&mut self, id: RequestId, method: &str, data: Option<&RawValue>) -> Result<(), End> {
         let seen = self.session.lock().recent.get(&id).cloned();
         match seen {
-            Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)).await,
+            Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)),
             Some(RecentReply::Pending) => return Ok(()),
             None => {}
         }
@@ -704,16 +721,14 @@ where
                     .lock()
                     .recent
                     .insert(id, RecentReply::Done(frame.clone()));
-                return self.write(Message::text(frame)).await;
+                return self.write(Message::text(frame));
             }
         };
         if self.rpc_in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_RPC_IN_FLIGHT {
             self.rpc_in_flight.fetch_sub(1, Ordering::AcqRel);
             let m =
                 format!("at most {MAX_RPC_IN_FLIGHT} rpc calls may be in flight per connection");
-            return self
-                .reply_error(Some(&id), ErrorCode::LimitExceeded, &m, false)
-                .await;
+            return self.reply_error(Some(&id), ErrorCode::LimitExceeded, &m, false);
         }
         self.session
             .lock()
@@ -752,24 +767,17 @@ where
 
     /// Answers a non-routing request: `ok` when it has an id, `error` always
     /// on failure.
-    async fn answer(
-        &mut self,
-        id: Option<&RequestId>,
-        r: Result<(), ProtocolError>,
-    ) -> Result<(), End> {
+    fn answer(&mut self, id: Option<&RequestId>, r: Result<(), ProtocolError>) -> Result<(), End> {
         match (r, id) {
-            (Ok(()), Some(id)) => {
-                self.write(Message::text(ServerFrame::ok(id).encode()))
-                    .await
-            }
+            (Ok(()), Some(id)) => self.write(Message::text(ServerFrame::ok(id).encode())),
             (Ok(()), None) => Ok(()),
-            (Err(e), id) => self.reply_error(id, e.code, &e.message, false).await,
+            (Err(e), id) => self.reply_error(id, e.code, &e.message, false),
         }
     }
 
     /// Sends an `error`. `strike` counts it as bad input towards the abuse
     /// limit, past which the connection is closed with 1008.
-    async fn reply_error(
+    fn reply_error(
         &mut self,
         id: Option<&RequestId>,
         code: ErrorCode,
@@ -778,8 +786,7 @@ where
     ) -> Result<(), End> {
         self.write(Message::text(
             ServerFrame::error(id, code, message).encode(),
-        ))
-        .await?;
+        ))?;
         if strike && self.strikes.strike(Instant::now()) {
             tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
             return Err(End::Close(close::POLICY, "too many refused frames"));
@@ -792,6 +799,7 @@ where
         if let Some(req) = self.link.close_requested() {
             return Err(End::Close(req.code, req.reason));
         }
+        self.write_pending().await?;
         let mut batch = std::mem::take(&mut self.batch);
         let more = {
             let mut st = self.session.lock();
@@ -833,8 +841,32 @@ where
         Ok(())
     }
 
-    async fn write(&mut self, m: Message) -> Result<(), End> {
-        match tokio::time::timeout_at(self.deadline, self.ws.feed(m)).await {
+    /// Queues a frame this connection answers with; the loop writes it
+    /// before the next deliveries, in order.
+    fn write(&mut self, m: Message) -> Result<(), End> {
+        self.pending.push(m);
+        Ok(())
+    }
+
+    /// Moves the queued answers into the socket's write buffer.
+    async fn write_pending(&mut self) -> Result<(), End> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ws = &mut self.ws;
+        let pending = &mut self.pending;
+        let written = tokio::time::timeout_at(self.deadline, async {
+            for m in pending.drain(..) {
+                ws.feed(m).await?;
+            }
+            Ok::<_, WsError>(())
+        })
+        .await;
+        // A burst of answers does not keep its buffer for an idle connection.
+        if self.pending.capacity() > 16 {
+            self.pending = Vec::new();
+        }
+        match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone("write error")),
             Err(_) => Err(End::Gone("write timeout")),
@@ -842,6 +874,7 @@ where
     }
 
     async fn flush(&mut self) -> Result<(), End> {
+        self.write_pending().await?;
         match tokio::time::timeout_at(self.deadline, self.ws.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone("write error")),
@@ -858,6 +891,8 @@ where
         let clean = matches!(end, End::ClientClosed(Some(close::NORMAL)));
         match &end {
             End::Close(code, reason) => {
+                // The answer that explains the close (an `error`) goes first.
+                let _ = self.write_pending().await;
                 if *code == close::GOING_AWAY {
                     // Graceful shutdown: write what is already queued first.
                     for _ in 0..64 {
@@ -882,7 +917,8 @@ where
                 .await;
             }
             End::ClientClosed(_) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
+                self.deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                let _ = self.flush().await;
             }
             End::Gone(_) => {}
         }

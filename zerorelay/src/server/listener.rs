@@ -1,11 +1,13 @@
 //! Accepting connections: TCP, the WebSocket upgrade on `/ws`, the
 //! connection cap, and draining on shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::future::Either;
+use futures_util::{FutureExt, SinkExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -31,7 +33,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let shared = shared.clone();
-                    tokio::spawn(async move { handle_tcp(shared, tcp, peer).await });
+                    tokio::spawn(handle_tcp(shared, tcp, peer));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -46,27 +48,31 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
     Ok(())
 }
 
-async fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// Upgrades a TCP connection and runs it. A plain function, so that the
+/// future a connection keeps holds neither the socket it was given nor the
+/// (large, short-lived) upgrade, which is boxed.
+fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
     let guard = shared.track();
     let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let upgraded = tokio::time::timeout(
+    let upgrade = Box::pin(tokio::time::timeout(
         timeout,
         tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(shared.ws_config)),
-    )
-    .await;
-    let ws = match upgraded {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
-            return;
-        }
-    };
-    run(shared, ws, Some(peer), guard).await;
+    ));
+    async move {
+        let ws = match upgrade.await {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
+                return;
+            }
+        };
+        run(shared, ws, Some(peer), guard).await;
+    }
 }
 
 /// Upgrades only requests for [`WS_PATH`]; anything else gets a 404.
@@ -97,38 +103,43 @@ pub(crate) async fn run_accepted<S>(
     run(shared, ws, peer, guard).await;
 }
 
-async fn run<S>(
+/// Admits a connection (or refuses it: shutting down, or at
+/// `server.max_connections`) and runs it. A plain function, so that the
+/// future a connection keeps does not also hold the stream it was given.
+fn run<S>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
     guard: super::TaskGuard,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if shared.is_shutting_down() {
-        refuse(&mut ws, None, close::GOING_AWAY, "server shutting down").await;
-        return;
-    }
-    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-        tracing::warn!(
-            limit = shared.config.server.max_connections,
-            "Refused a connection: server.max_connections reached."
-        );
-        refuse(
-            &mut ws,
-            Some((
-                ErrorCode::LimitExceeded,
-                "the server is at its connection limit",
-            )),
-            close::TRY_AGAIN_LATER,
-            "connection limit",
-        )
-        .await;
-        return;
+    let admitted = if shared.is_shutting_down() {
+        Err((None, close::GOING_AWAY, "server shutting down"))
+    } else {
+        shared.connections.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!(
+                limit = shared.config.server.max_connections,
+                "Refused a connection: server.max_connections reached."
+            );
+            (
+                Some((
+                    ErrorCode::LimitExceeded,
+                    "the server is at its connection limit",
+                )),
+                close::TRY_AGAIN_LATER,
+                "connection limit",
+            )
+        })
     };
-    connection::run(shared, ws, peer).await;
-    drop(permit);
-    drop(guard);
+    let work = match admitted {
+        Ok(permit) => Either::Left(connection::run(shared, ws, peer).map(move |()| drop(permit))),
+        Err((error, code, reason)) => Either::Right(Box::pin(async move {
+            refuse(&mut ws, error, code, reason).await;
+        })),
+    };
+    work.map(move |()| drop(guard))
 }
 
 /// Sends an optional `error` frame and a close frame, then gives the client a
