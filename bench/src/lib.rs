@@ -125,11 +125,11 @@ pub async fn handshake(ws: &mut Ws, proto: Proto, user: &str, join: bool) -> std
     }
 }
 
-/// A 64-byte payload carrying a send time (ns since the run's epoch) and a
-/// message number.
-pub fn payload(t_ns: u64, n: u64) -> String {
+/// A JSON payload of `bytes` bytes (at least its fields' length) carrying a
+/// send time (ns since the run's epoch) and a message number.
+pub fn payload(t_ns: u64, n: u64, bytes: usize) -> String {
     let mut p = format!(r#"{{"t":{t_ns},"n":{n},"p":""#);
-    while p.len() < 62 {
+    while p.len() + 2 < bytes {
         p.push('x');
     }
     p.push_str("\"}");
@@ -217,8 +217,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_are_64_bytes_and_parse_back() {
-        let p = payload(123_456_789, 42);
+    fn payloads_have_their_size_and_parse_back() {
+        assert_eq!(payload(123_456_789, 42, 205).len(), 205);
+        let p = payload(123_456_789, 42, 64);
         assert_eq!(p.len(), 64, "{p}");
         for proto in [Proto::Raw, Proto::Zerorelay, Proto::Socketio] {
             let frame = match proto {

@@ -131,7 +131,9 @@ pub struct LimitsConfig {
     /// client frames are short; raise it for connections that mostly
     /// upload large frames).
     pub read_buffer_bytes: usize,
-    /// Write buffer per connection before frames are flushed.
+    /// tungstenite's write buffer per connection, for the frames it writes
+    /// itself (pongs, the close). Answers and deliveries go through the
+    /// connection's own output buffer, written once per loop turn.
     pub write_buffer_bytes: usize,
 }
 

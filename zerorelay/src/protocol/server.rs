@@ -369,12 +369,18 @@ impl Delivery {
     /// The full frame text for one recipient's `seq`.
     pub fn frame(&self, seq: u64) -> String {
         let mut buf = itoa::Buffer::new();
-        let seq = buf.format(seq);
-        let mut s = String::with_capacity(MESSAGE_PREFIX.len() + seq.len() + self.tail.len());
-        s.push_str(MESSAGE_PREFIX);
-        s.push_str(seq);
-        s.push_str(&self.tail);
+        let parts = self.frame_parts(buf.format(seq));
+        let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            s.push_str(p);
+        }
         s
+    }
+
+    /// The frame text for one recipient in pieces, given its `seq` as
+    /// decimal text: written one after the other, they are [`Self::frame`].
+    pub fn frame_parts<'a>(&'a self, seq: &'a str) -> [&'a str; 3] {
+        [MESSAGE_PREFIX, seq, &self.tail]
     }
 
     /// Bytes this delivery holds (shared between recipients).

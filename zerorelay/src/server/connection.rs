@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::frames::Output;
 use super::limiter::{RateLimiter, Strikes};
 use super::listener::refuse;
 use super::{now_ms, HostEvent, RpcContext, Shared, SERVER_NAME};
@@ -175,14 +176,14 @@ where
         identity,
         last_seen: now,
         batch: Vec::new(),
-        pending: Vec::new(),
+        out: Output::default(),
         refreshing: None,
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
         deadline: tokio::time::Instant::now(),
     };
     conn.deadline = tokio::time::Instant::now() + conn.write_timeout;
-    let _ = conn.write(Message::text(welcome.encode()));
-    let greeted = match conn.drain().await {
+    let _ = conn.write(&welcome.encode());
+    let greeted = match conn.drain() {
         Ok(()) => conn.flush().await,
         e => e,
     };
@@ -330,8 +331,8 @@ struct Conn<S> {
     strikes: Strikes,
     last_seen: Instant,
     batch: Vec<Outgoing>,
-    /// Answers written by this task since the last flush.
-    pending: Vec<Message>,
+    /// Frames (answers, then deliveries) waiting for the next flush.
+    out: Output,
     /// A `refresh` read and not yet answered (its id and token).
     refreshing: Option<(Option<RequestId>, String)>,
     rpc_in_flight: Arc<AtomicUsize>,
@@ -405,7 +406,7 @@ where
                     // Let the tasks that are routing to us run first, so that
                     // one write carries a burst rather than its first message.
                     tokio::task::yield_now().await;
-                    self.drain().await
+                    self.drain()
                 }
                 e => e,
             };
@@ -439,7 +440,8 @@ where
             tracing::debug!(session = %self.session.id, "Closed a connection that sent nothing for two heartbeat intervals.");
             return Err(End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
         }
-        self.write(Message::Ping(Default::default()))
+        self.out.ping();
+        Ok(())
     }
 
     fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
@@ -526,9 +528,7 @@ where
                     Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
                 }
             }
-            ClientFrame::Ping { id } => {
-                self.write(Message::text(ServerFrame::Pong { id }.encode()))
-            }
+            ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
             ClientFrame::Join { id, group } => {
                 let r = self.join(group);
                 self.answer(id.as_ref(), r)
@@ -565,7 +565,7 @@ where
         if let Some(id) = &id {
             let seen = self.session.lock().recent.get(id).cloned();
             match seen {
-                Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)),
+                Some(RecentReply::Done(frame)) => return self.write(&frame),
                 Some(RecentReply::Pending) => return Ok(()),
                 None => {}
             }
@@ -586,7 +586,7 @@ where
             .lock()
             .recent
             .insert(id, RecentReply::Done(frame.clone()));
-        self.write(Message::text(frame))
+        self.write(&frame)
     }
 
     fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
@@ -696,7 +696,7 @@ where
     fn rpc(&mut self, id: RequestId, method: &str, data: Option<&RawValue>) -> Result<(), End> {
         let seen = self.session.lock().recent.get(&id).cloned();
         match seen {
-            Some(RecentReply::Done(frame)) => return self.write(Message::text(frame)),
+            Some(RecentReply::Done(frame)) => return self.write(&frame),
             Some(RecentReply::Pending) => return Ok(()),
             None => {}
         }
@@ -721,7 +721,7 @@ where
                     .lock()
                     .recent
                     .insert(id, RecentReply::Done(frame.clone()));
-                return self.write(Message::text(frame));
+                return self.write(&frame);
             }
         };
         if self.rpc_in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_RPC_IN_FLIGHT {
@@ -769,7 +769,7 @@ where
     /// on failure.
     fn answer(&mut self, id: Option<&RequestId>, r: Result<(), ProtocolError>) -> Result<(), End> {
         match (r, id) {
-            (Ok(()), Some(id)) => self.write(Message::text(ServerFrame::ok(id).encode())),
+            (Ok(()), Some(id)) => self.write(&ServerFrame::ok(id).encode()),
             (Ok(()), None) => Ok(()),
             (Err(e), id) => self.reply_error(id, e.code, &e.message, false),
         }
@@ -784,9 +784,7 @@ where
         message: &str,
         strike: bool,
     ) -> Result<(), End> {
-        self.write(Message::text(
-            ServerFrame::error(id, code, message).encode(),
-        ))?;
+        self.write(&ServerFrame::error(id, code, message).encode())?;
         if strike && self.strikes.strike(Instant::now()) {
             tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
             return Err(End::Close(close::POLICY, "too many refused frames"));
@@ -794,12 +792,11 @@ where
         Ok(())
     }
 
-    /// Moves queued replies and deliveries into the socket's write buffer.
-    async fn drain(&mut self) -> Result<(), End> {
+    /// Moves queued replies and deliveries into the output buffer.
+    fn drain(&mut self) -> Result<(), End> {
         if let Some(req) = self.link.close_requested() {
             return Err(End::Close(req.code, req.reason));
         }
-        self.write_pending().await?;
         let mut batch = std::mem::take(&mut self.batch);
         let more = {
             let mut st = self.session.lock();
@@ -809,75 +806,52 @@ where
             batch.extend(st.replies.drain(..).map(Outgoing::Reply));
             st.outbox.take(MAX_BATCH, &mut batch)
         };
-        // One deadline for the whole batch (not a timer per frame).
-        let ws = &mut self.ws;
-        let written = tokio::time::timeout_at(self.deadline, async {
-            for item in batch.drain(..) {
-                let text = match item {
-                    Outgoing::Message(seq, d) => d.frame(seq),
-                    Outgoing::Gap(from_seq, to_seq) => ServerFrame::Gap {
+        let mut seq_text = itoa::Buffer::new();
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Message(seq, d) => {
+                    let [a, b, c] = d.frame_parts(seq_text.format(seq));
+                    self.out
+                        .text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
+                }
+                Outgoing::Gap(from_seq, to_seq) => self.out.text(
+                    &ServerFrame::Gap {
                         from_seq,
                         to_seq,
                         reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
                     }
                     .encode(),
-                    Outgoing::Reply(r) => r,
-                };
-                ws.feed(Message::text(text)).await?;
+                ),
+                Outgoing::Reply(r) => self.out.text(&r),
             }
-            Ok::<_, WsError>(())
-        })
-        .await;
-        batch.clear();
-        self.batch = batch;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(End::Gone("write error")),
-            Err(_) => return Err(End::Gone("write timeout")),
         }
+        self.batch = batch;
         if more {
             self.link.wake();
         }
         Ok(())
     }
 
-    /// Queues a frame this connection answers with; the loop writes it
-    /// before the next deliveries, in order.
-    fn write(&mut self, m: Message) -> Result<(), End> {
-        self.pending.push(m);
+    /// Queues a frame this connection answers with; it is written before
+    /// the next deliveries, in order.
+    fn write(&mut self, text: &str) -> Result<(), End> {
+        self.out.text(text);
         Ok(())
     }
 
-    /// Moves the queued answers into the socket's write buffer.
-    async fn write_pending(&mut self) -> Result<(), End> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
+    /// Writes the output buffer to the socket, after anything tungstenite
+    /// holds (a pong it owes), all within the turn's deadline.
+    async fn flush(&mut self) -> Result<(), End> {
         let ws = &mut self.ws;
-        let pending = &mut self.pending;
+        let out = &mut self.out;
         let written = tokio::time::timeout_at(self.deadline, async {
-            for m in pending.drain(..) {
-                ws.feed(m).await?;
-            }
-            Ok::<_, WsError>(())
+            ws.flush().await.map_err(|_| ())?;
+            out.write_to(ws.get_mut()).await.map_err(|_| ())
         })
         .await;
-        // A burst of answers does not keep its buffer for an idle connection.
-        if self.pending.capacity() > 16 {
-            self.pending = Vec::new();
-        }
         match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone("write error")),
-            Err(_) => Err(End::Gone("write timeout")),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), End> {
-        self.write_pending().await?;
-        match tokio::time::timeout_at(self.deadline, self.ws.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone("write error")),
+            Ok(Err(())) => Err(End::Gone("write error")),
             Err(_) => Err(End::Gone("write timeout")),
         }
     }
@@ -892,11 +866,11 @@ where
         match &end {
             End::Close(code, reason) => {
                 // The answer that explains the close (an `error`) goes first.
-                let _ = self.write_pending().await;
+                let _ = self.flush().await;
                 if *code == close::GOING_AWAY {
                     // Graceful shutdown: write what is already queued first.
                     for _ in 0..64 {
-                        if self.drain().await.is_err() || self.flush().await.is_err() {
+                        if self.drain().is_err() || self.flush().await.is_err() {
                             break;
                         }
                         if self.session.lock().outbox.unsent() == 0 {

@@ -14,6 +14,7 @@
 
 pub mod connection;
 pub mod events;
+mod frames;
 pub mod limiter;
 pub mod listener;
 pub mod rpc;
