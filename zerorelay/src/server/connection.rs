@@ -3,13 +3,16 @@
 //! keeps the heartbeat.
 //!
 //! One task per connection (not a reader and a writer) keeps an idle
-//! connection to one small future. Writes are fed into tungstenite's buffer
-//! and flushed once per loop turn, after every frame that was already
-//! readable has been handled and the outbox drained.
+//! connection to one small future (the greeting and the close are boxed and
+//! gone once done). Answers and deliveries are encoded into the connection's
+//! output buffer ([`super::frames`]) and written with one call per loop
+//! turn, after every frame that was already readable has been handled and
+//! the outbox drained; tungstenite reads frames, answers pings and closes.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -351,14 +354,21 @@ where
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shared.shutdown.subscribe();
+        // One timer for the token's expiry, made again only when a refresh
+        // moves it (not a timer per loop turn).
+        let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut expiry_for = None;
         loop {
-            let expires = self.identity.expires_at;
-            let expiry = async move {
-                match expires {
-                    Some(t) => {
-                        let left = t.duration_since(SystemTime::now()).unwrap_or_default();
-                        tokio::time::sleep(left).await;
-                    }
+            if self.identity.expires_at != expiry_for {
+                expiry_for = self.identity.expires_at;
+                expiry = expiry_for.map(|t| {
+                    let left = t.duration_since(SystemTime::now()).unwrap_or_default();
+                    Box::pin(tokio::time::sleep(left))
+                });
+            }
+            let expired = async {
+                match &mut expiry {
+                    Some(timer) => timer.await,
                     None => std::future::pending().await,
                 }
             };
@@ -380,7 +390,7 @@ where
                     self.on_message(msg)
                 }
                 _ = heartbeat.tick() => self.on_heartbeat(hb),
-                _ = expiry => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
+                _ = expired => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
             };
             // Only after a read can more frames be buffered; probing the
             // socket otherwise costs tungstenite a zero-filled read buffer.
