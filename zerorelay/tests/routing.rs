@@ -436,3 +436,65 @@ async fn host_disconnect_ends_the_session_with_4005() {
     assert!(!s.relay.disconnect("s_nope"));
     s.stop().await;
 }
+
+/// The relay writes deliveries itself and leaves pongs to tungstenite: a
+/// client pinging while a stream of deliveries (small and large) arrives
+/// gets every pong and every message intact, in order.
+#[tokio::test]
+async fn pongs_and_a_stream_of_deliveries_do_not_interleave() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let s = start(config()).await;
+    let mut c = Client::connect(&s, "alice").await;
+    c.ok(json!({"type":"join","id":1,"group":"g"})).await;
+    let relay = s.relay.clone();
+    let publisher = tokio::spawn(async move {
+        for n in 0..400u32 {
+            // Every tenth message is over 64 KiB (an 8-byte length header).
+            let pad = if n % 10 == 0 { 70_000 } else { 10 };
+            relay
+                .publish("g", &json!({"n": n, "pad": "x".repeat(pad)}))
+                .expect("published");
+            if n % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let (mut pings, mut pongs, mut next) = (0u32, 0u32, 0u64);
+    while next < 400 {
+        if pings < 50 {
+            pings += 1;
+            c.ws.send(Message::Ping(pings.to_be_bytes().to_vec().into()))
+                .await
+                .expect("ping sent");
+        }
+        let m = tokio::time::timeout(common::WAIT, c.ws.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("a valid frame");
+        match m {
+            Message::Pong(p) => {
+                pongs += 1;
+                assert_eq!(&p[..], &pongs.to_be_bytes()[..], "pongs in order");
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).expect("intact JSON");
+                assert_eq!(v["data"]["n"], next, "deliveries in order");
+                next += 1;
+            }
+            Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    publisher.await.expect("publisher");
+    while pongs < pings {
+        match tokio::time::timeout(common::WAIT, c.ws.next()).await {
+            Ok(Some(Ok(Message::Pong(_)))) => pongs += 1,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("want the remaining pongs, got {other:?}"),
+        }
+    }
+    s.stop().await;
+}

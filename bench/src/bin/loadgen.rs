@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Fan-out payload size for the raw and Socket.IO protocols (Zerorelay
-    /// always sends 64-byte data). 205 puts as many bytes on the wire per
+    /// always sends 64-byte data). 223 puts as many bytes on the wire per
     /// delivery as Zerorelay's `message` frame around 64-byte data does.
     #[arg(long, default_value_t = 64)]
     raw_payload_bytes: usize,
@@ -77,6 +77,8 @@ fn payload_of(a: &Args, t_ns: u64, n: u64) -> String {
 struct Shared {
     epoch: Instant,
     delivered: AtomicU64,
+    /// Text bytes of every delivery frame received (payload and envelope).
+    frame_bytes: AtomicU64,
     dups: AtomicU64,
     gaps: AtomicU64,
     latencies: Mutex<Vec<u32>>,
@@ -164,6 +166,9 @@ async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, last: Arc<Atomic
             last.store(n, Ordering::Relaxed);
         }
         let d = shared.delivered.fetch_add(1, Ordering::Relaxed);
+        shared
+            .frame_bytes
+            .fetch_add(t.len() as u64, Ordering::Relaxed);
         shared.progress.notify_one();
         if d.is_multiple_of(shared.sample_every) {
             let lat = since(shared.epoch).saturating_sub(t_ns) / 1_000;
@@ -190,6 +195,7 @@ async fn fanout(a: &Args) -> serde_json::Value {
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         delivered: AtomicU64::new(0),
+        frame_bytes: AtomicU64::new(0),
         dups: AtomicU64::new(0),
         gaps: AtomicU64::new(0),
         latencies: Mutex::new(Vec::new()),
@@ -294,6 +300,7 @@ async fn fanout(a: &Args) -> serde_json::Value {
         "loadgen_cpu_s": loadgen_cpu, "bottleneck": bottleneck,
         "latency_us": {"p50": p50, "p99": p99, "max": max},
         "loss": loss, "duplicates": shared.dups.load(Ordering::Relaxed),
+        "frame_bytes": shared.frame_bytes.load(Ordering::Relaxed) / shared.delivered.load(Ordering::Relaxed).max(1),
     });
     eprintln!(
         "{:>10} {:>6}: {:>10.0} deliveries/s, {:>10.0} per server-CPU-s (server {:.0}%, loadgen {:.0}%, bottleneck {}), latency p50 {:.0} us p99 {:.0} us max {:.0} us, loss {}, dups {}",

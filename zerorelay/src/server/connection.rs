@@ -181,6 +181,8 @@ where
         batch: Vec::new(),
         out: Output::default(),
         refreshing: None,
+        streaming: false,
+        ws_may_hold: true,
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
         deadline: tokio::time::Instant::now(),
     };
@@ -336,6 +338,11 @@ struct Conn<S> {
     batch: Vec<Outgoing>,
     /// Frames (answers, then deliveries) waiting for the next flush.
     out: Output,
+    /// The last drain took more than one message: more are likely on the way.
+    streaming: bool,
+    /// tungstenite may hold output (a pong it owes, from a read) that must
+    /// be written before the output buffer.
+    ws_may_hold: bool,
     /// A `refresh` read and not yet answered (its id and token).
     refreshing: Option<(Option<RequestId>, String)>,
     rpc_in_flight: Arc<AtomicUsize>,
@@ -387,6 +394,7 @@ where
                 }
                 msg = self.ws.next() => {
                     read = true;
+                    self.ws_may_hold = true;
                     self.on_message(msg)
                 }
                 _ = heartbeat.tick() => self.on_heartbeat(hb),
@@ -413,9 +421,12 @@ where
             };
             let step = match step {
                 Ok(()) if woken => {
-                    // Let the tasks that are routing to us run first, so that
-                    // one write carries a burst rather than its first message.
-                    tokio::task::yield_now().await;
+                    // While messages stream in, let the tasks that are routing
+                    // to us run first, so that one write carries a burst; a
+                    // lone message is written at once.
+                    if self.streaming {
+                        tokio::task::yield_now().await;
+                    }
                     self.drain()
                 }
                 e => e,
@@ -438,7 +449,10 @@ where
                 break;
             }
             match self.ws.next().now_or_never() {
-                Some(msg) => self.on_message(msg)?,
+                Some(msg) => {
+                    self.ws_may_hold = true;
+                    self.on_message(msg)?
+                }
                 None => break,
             }
         }
@@ -817,6 +831,7 @@ where
             st.outbox.take(MAX_BATCH, &mut batch)
         };
         let mut seq_text = itoa::Buffer::new();
+        self.streaming = batch.len() > 1;
         for item in batch.drain(..) {
             match item {
                 Outgoing::Message(seq, d) => {
@@ -854,8 +869,11 @@ where
     async fn flush(&mut self) -> Result<(), End> {
         let ws = &mut self.ws;
         let out = &mut self.out;
+        let ws_may_hold = std::mem::take(&mut self.ws_may_hold);
         let written = tokio::time::timeout_at(self.deadline, async {
-            ws.flush().await.map_err(|_| ())?;
+            if ws_may_hold {
+                ws.flush().await.map_err(|_| ())?;
+            }
             out.write_to(ws.get_mut()).await.map_err(|_| ())
         })
         .await;
