@@ -44,10 +44,10 @@ SERVERS = [
 SCENARIOS = [
     # name, loadgen arguments, servers (None = all)
     ("fanout", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5"], None),
-    # The same fan-out with the raw servers' payload padded to 205 bytes, the
+    # The same fan-out with the raw servers' payload padded to 223 bytes, the
     # size of Zerorelay's `message` frame around 64-byte data: equal bytes on
     # the wire, so the ratio measures the implementation, not protocol v1.
-    ("fanout205", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5", "--raw-payload-bytes", "205"], ["zerorelay", "baseline"]),
+    ("fanout223", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5", "--raw-payload-bytes", "223"], ["zerorelay", "baseline"]),
     ("paced", ["--scenario", "paced", "--subscribers", "1000", "--rate", "20", "--seconds", "5"], None),
     ("direct", ["--scenario", "direct", "--pairs", "100", "--rate", "10", "--seconds", "5"], ["zerorelay"]),
     ("churn", ["--scenario", "churn", "--concurrency", "64", "--seconds", "5"], None),
@@ -122,8 +122,9 @@ def metric(results, server, scenario, path):
         if r["server"] == server and r["scenario"] == scenario:
             v = r
             for k in path:
-                v = v[k]
-            vals.append(float(v))
+                v = v.get(k) if isinstance(v, dict) else None
+            if v is not None:
+                vals.append(float(v))
     return vals
 
 
@@ -168,11 +169,13 @@ def write_report(results):
     row("fanout", "deliveries per server-CPU-s", ["deliveries_per_server_cpu_s"])
     row("fanout", "server CPU used (s per run)", ["server_cpu_s"], digits=2)
     row("fanout", "load generator CPU (s per run)", ["loadgen_cpu_s"], digits=2)
+    row("fanout", "frame bytes per delivery", ["frame_bytes"])
     row("fanout", "lost messages", ["loss"])
     row("fanout", "duplicates", ["duplicates"])
-    row("fanout205", "deliveries per server-CPU-s", ["deliveries_per_server_cpu_s"])
-    row("fanout205", "lost messages", ["loss"])
-    row("fanout205", "duplicates", ["duplicates"])
+    row("fanout223", "deliveries per server-CPU-s", ["deliveries_per_server_cpu_s"])
+    row("fanout223", "frame bytes per delivery", ["frame_bytes"])
+    row("fanout223", "lost messages", ["loss"])
+    row("fanout223", "duplicates", ["duplicates"])
     row("paced", "lost messages", ["loss"])
     row("paced", "latency p50 (µs)", ["latency_us", "p50"])
     row("paced", "latency p99 (µs)", ["latency_us", "p99"])
@@ -182,10 +185,32 @@ def write_report(results):
     row("churn", "connect + hello per s", ["per_second"])
     row("idle10k", "server RSS per connection (bytes)", ["bytes_per_connection"])
     row("idle50k", "server RSS per connection (bytes)", ["bytes_per_connection"])
+    def med(server, scenario, path):
+        v = metric(results, server, scenario, path)
+        return statistics.median(v) if v else None
+
+    def ratio(scenario, path):
+        z, b = med("zerorelay", scenario, path), med("baseline", scenario, path)
+        return z / b if z is not None and b else None
+
+    eff, eff_eq = ratio("fanout", ["deliveries_per_server_cpu_s"]), ratio("fanout223", ["deliveries_per_server_cpu_s"])
+    p99 = ratio("paced", ["latency_us", "p99"])
+    idle = med("zerorelay", "idle10k", ["bytes_per_connection"])
+    targets = []
+    if eff is not None:
+        targets.append(f"fan-out deliveries per server-CPU-second {eff:.0%} of the baseline's (target ≥ 90%)")
+    if eff_eq is not None:
+        targets.append(f"{eff_eq:.0%} with equal bytes on the wire")
+    if p99 is not None:
+        targets.append(f"paced p99 {p99:.2f}× the baseline's (target ≤ 1.2×)")
+    if idle is not None:
+        targets.append(f"{idle:,.0f} bytes per idle connection (target ≤ 5,120)")
+    if targets:
+        lines += ["", "Zerorelay against the baseline, medians of this run: " + "; ".join(targets) + "."]
     bottlenecks = sorted({(r["server"], r.get("bottleneck")) for r in results if r["scenario"] == "fanout"})
     lines += [
         "",
-        "Fan-out: 1,000 subscribers in one group, one publisher, 64-byte payloads carrying a send time, the publisher at most 32 messages ahead of the average subscriber; 5 measured seconds after 1 s of warm-up. Zero loss and zero duplicates are checked for every subscriber. Fanout205: the same, with the baseline's payload padded to 205 bytes, the size of Zerorelay's whole `message` frame (seq, kind, sender, session, group, timestamp around the same 64-byte data), so that both put the same bytes on the wire. Paced: the same at 20 messages/s, where neither side is saturated. Direct: 100 pairs, each sending 10 messages/s to its partner, which echoes (Zerorelay only: the other servers have no addressing). Churn: 64 workers connecting, saying hello (or the Socket.IO handshake) and closing. Idle: connections joined to a group, server resident memory growth divided by the connection count.",
+        "Fan-out: 1,000 subscribers in one group, one publisher, 64-byte payloads carrying a send time, the publisher at most 32 messages ahead of the average subscriber; 5 measured seconds after 1 s of warm-up. Zero loss and zero duplicates are checked for every subscriber. Fanout223: the same, with the baseline's payload padded to 223 bytes, the size of Zerorelay's whole `message` frame (seq, kind, sender, session, group, timestamp around the same 64-byte data), so that both put the same bytes on the wire. Paced: the same at 20 messages/s, where neither side is saturated. Direct: 100 pairs, each sending 10 messages/s to its partner, which echoes (Zerorelay only: the other servers have no addressing). Churn: 64 workers connecting, saying hello (or the Socket.IO handshake) and closing. Idle: connections joined to a group, server resident memory growth divided by the connection count.",
         "",
         "Bottleneck in fan-out (a side above 90% of its core): " + ", ".join(f"{s}: {b}" for s, b in bottlenecks) + ".",
         "",
