@@ -34,7 +34,8 @@ use crate::auth::{Action, AuthRequest, Identity};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, Hello, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame, Welcome};
-use crate::session::{new_session_id, ConnLink, Outgoing, RecentReply, Session};
+use crate::session::outbox::Unsent;
+use crate::session::{new_session_id, ConnLink, RecentReply, Session};
 
 /// Items moved from the outbox per lock; the writer loops for more.
 const MAX_BATCH: usize = 256;
@@ -178,7 +179,6 @@ where
         link,
         identity,
         last_seen: now,
-        batch: Vec::new(),
         out: Output::default(),
         refreshing: None,
         streaming: false,
@@ -335,7 +335,6 @@ struct Conn<S> {
     limiter: RateLimiter,
     strikes: Strikes,
     last_seen: Instant,
-    batch: Vec<Outgoing>,
     /// Frames (answers, then deliveries) waiting for the next flush.
     out: Output,
     /// The last drain took more than one message: more are likely on the way.
@@ -816,30 +815,30 @@ where
         Ok(())
     }
 
-    /// Moves queued replies and deliveries into the output buffer.
+    /// Moves queued replies and deliveries into the output buffer, encoding
+    /// them under the session's lock (no copy of the queue is made).
     fn drain(&mut self) -> Result<(), End> {
         if let Some(req) = self.link.close_requested() {
             return Err(End::Close(req.code, req.reason));
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        let more = {
-            let mut st = self.session.lock();
-            if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.link)) {
-                return Err(End::Close(close::TAKEN_OVER, "session taken over"));
-            }
-            batch.extend(st.replies.drain(..).map(Outgoing::Reply));
-            st.outbox.take(MAX_BATCH, &mut batch)
-        };
+        let out = &mut self.out;
+        let mut st = self.session.lock();
+        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.link)) {
+            return Err(End::Close(close::TAKEN_OVER, "session taken over"));
+        }
+        for r in st.replies.drain(..) {
+            out.text(&r);
+        }
         let mut seq_text = itoa::Buffer::new();
-        self.streaming = batch.len() > 1;
-        for item in batch.drain(..) {
+        let mut taken = 0;
+        let more = st.outbox.send_next(MAX_BATCH, |item| {
+            taken += 1;
             match item {
-                Outgoing::Message(seq, d) => {
+                Unsent::Message(seq, d) => {
                     let [a, b, c] = d.frame_parts(seq_text.format(seq));
-                    self.out
-                        .text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
+                    out.text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
                 }
-                Outgoing::Gap(from_seq, to_seq) => self.out.text(
+                Unsent::Gap(from_seq, to_seq) => out.text(
                     &ServerFrame::Gap {
                         from_seq,
                         to_seq,
@@ -847,10 +846,10 @@ where
                     }
                     .encode(),
                 ),
-                Outgoing::Reply(r) => self.out.text(&r),
             }
-        }
-        self.batch = batch;
+        });
+        drop(st);
+        self.streaming = taken > 1;
         if more {
             self.link.wake();
         }

@@ -25,6 +25,15 @@ pub enum Outgoing {
     Reply(String),
 }
 
+/// The next item for the writer, borrowed from the outbox.
+#[derive(Debug)]
+pub enum Unsent<'a> {
+    /// `from..=to` were dropped.
+    Gap(u64, u64),
+    /// A delivery with this recipient's seq.
+    Message(u64, &'a Delivery),
+}
+
 /// Sequence numbers, retained deliveries and acknowledgements of one session.
 #[derive(Debug)]
 pub struct Outbox {
@@ -174,23 +183,34 @@ impl Outbox {
         Ok(())
     }
 
-    /// Moves up to `max` items for the writer into `out`: first a gap if
-    /// deliveries the client has not seen were dropped, then deliveries in
-    /// seq order. Returns whether more remain.
-    pub fn take(&mut self, max: usize, out: &mut Vec<Outgoing>) -> bool {
+    /// Marks up to `max` items as sent, handing each to `emit` in order:
+    /// first a gap if deliveries the client has not seen were dropped, then
+    /// deliveries in seq order, borrowed (the outbox keeps them until they
+    /// are acknowledged). Returns whether more remain.
+    pub fn send_next(&mut self, max: usize, mut emit: impl FnMut(Unsent<'_>)) -> bool {
         let mut n = 0;
         if self.sent + 1 < self.base && self.sent < self.last_seq() {
-            out.push(Outgoing::Gap(self.sent + 1, self.base - 1));
+            emit(Unsent::Gap(self.sent + 1, self.base - 1));
             self.sent = self.base - 1;
             n += 1;
         }
         while self.sent < self.last_seq() && n < max {
             let idx = (self.sent + 1 - self.base) as usize;
-            out.push(Outgoing::Message(self.sent + 1, self.entries[idx].clone()));
+            emit(Unsent::Message(self.sent + 1, &self.entries[idx]));
             self.sent += 1;
             n += 1;
         }
         self.sent < self.last_seq()
+    }
+
+    /// [`Self::send_next`] into owned items.
+    pub fn take(&mut self, max: usize, out: &mut Vec<Outgoing>) -> bool {
+        self.send_next(max, |u| {
+            out.push(match u {
+                Unsent::Gap(from, to) => Outgoing::Gap(from, to),
+                Unsent::Message(seq, d) => Outgoing::Message(seq, d.clone()),
+            })
+        })
     }
 }
 
