@@ -39,6 +39,9 @@ use crate::session::{new_session_id, ConnLink, RecentReply, Session};
 
 /// Items moved from the outbox per lock; the writer loops for more.
 const MAX_BATCH: usize = 256;
+/// Bytes encoded per loop turn before the output is written (one frame
+/// larger than this is written whole).
+const MAX_TURN_BYTES: usize = 64 << 10;
 /// Frames already buffered that are handled before the next flush.
 const MAX_READ_AHEAD: usize = 64;
 /// RPC calls one connection may have in flight.
@@ -847,6 +850,8 @@ where
                     .encode(),
                 ),
             }
+            // Large messages: write what is encoded before taking more.
+            out.len() < MAX_TURN_BYTES
         });
         drop(st);
         self.streaming = taken > 1;

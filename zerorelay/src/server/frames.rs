@@ -83,6 +83,11 @@ impl Output {
         }
     }
 
+    /// Bytes waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     #[cfg(test)]
     fn bytes(&self) -> &[u8] {
         &self.buf

@@ -183,33 +183,41 @@ impl Outbox {
         Ok(())
     }
 
-    /// Marks up to `max` items as sent, handing each to `emit` in order:
-    /// first a gap if deliveries the client has not seen were dropped, then
-    /// deliveries in seq order, borrowed (the outbox keeps them until they
-    /// are acknowledged). Returns whether more remain.
-    pub fn send_next(&mut self, max: usize, mut emit: impl FnMut(Unsent<'_>)) -> bool {
+    /// Marks items as sent, handing each to `emit` in order: first a gap if
+    /// deliveries the client has not seen were dropped, then deliveries in
+    /// seq order, borrowed (the outbox keeps them until they are
+    /// acknowledged). Stops after `max` items, or after an item for which
+    /// `emit` returns false. Returns whether more remain.
+    pub fn send_next(&mut self, max: usize, mut emit: impl FnMut(Unsent<'_>) -> bool) -> bool {
         let mut n = 0;
         if self.sent + 1 < self.base && self.sent < self.last_seq() {
-            emit(Unsent::Gap(self.sent + 1, self.base - 1));
+            let go_on = emit(Unsent::Gap(self.sent + 1, self.base - 1));
             self.sent = self.base - 1;
             n += 1;
+            if !go_on {
+                return self.sent < self.last_seq();
+            }
         }
         while self.sent < self.last_seq() && n < max {
             let idx = (self.sent + 1 - self.base) as usize;
-            emit(Unsent::Message(self.sent + 1, &self.entries[idx]));
+            let go_on = emit(Unsent::Message(self.sent + 1, &self.entries[idx]));
             self.sent += 1;
             n += 1;
+            if !go_on {
+                break;
+            }
         }
         self.sent < self.last_seq()
     }
 
-    /// [`Self::send_next`] into owned items.
+    /// Up to `max` items of [`Self::send_next`], owned.
     pub fn take(&mut self, max: usize, out: &mut Vec<Outgoing>) -> bool {
         self.send_next(max, |u| {
             out.push(match u {
                 Unsent::Gap(from, to) => Outgoing::Gap(from, to),
                 Unsent::Message(seq, d) => Outgoing::Message(seq, d.clone()),
-            })
+            });
+            true
         })
     }
 }
@@ -243,6 +251,27 @@ mod tests {
         assert!(!o.take(10, &mut out));
         assert_eq!(seqs(&out), ["1", "2", "3"]);
         assert_eq!(o.unsent(), 0);
+    }
+
+    #[test]
+    fn send_next_stops_after_the_item_emit_refuses_more_for() {
+        let mut o = Outbox::new();
+        for i in 0..5 {
+            o.push(d(i), 10, 1 << 20);
+        }
+        let mut seen = vec![];
+        let more = o.send_next(10, |u| {
+            if let Unsent::Message(seq, _) = u {
+                seen.push(seq);
+            }
+            seen.len() < 2
+        });
+        assert!(more);
+        assert_eq!(seen, [1, 2]);
+        assert_eq!(o.unsent(), 3);
+        let mut out = vec![];
+        assert!(!o.take(10, &mut out));
+        assert_eq!(seqs(&out), ["3", "4", "5"]);
     }
 
     #[test]
