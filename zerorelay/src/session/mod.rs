@@ -21,7 +21,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-pub use outbox::{Outbox, Outgoing};
+pub use outbox::{Outbox, Unsent};
 pub use recent::{Recent, RecentReply};
 pub use store::{MemoryStore, SessionStore};
 

@@ -14,17 +14,6 @@ use crate::protocol::Delivery;
 /// The reason carried by `gap` frames caused by the outbox bounds.
 pub const GAP_REASON_OUTBOX_FULL: &str = "outbox_full";
 
-/// One item for a connection's writer.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    /// A delivery with this recipient's seq.
-    Message(u64, Delivery),
-    /// `from..=to` were dropped.
-    Gap(u64, u64),
-    /// An encoded control frame.
-    Reply(String),
-}
-
 /// The next item for the writer, borrowed from the outbox.
 #[derive(Debug)]
 pub enum Unsent<'a> {
@@ -209,17 +198,6 @@ impl Outbox {
         }
         self.sent < self.last_seq()
     }
-
-    /// Up to `max` items of [`Self::send_next`], owned.
-    pub fn take(&mut self, max: usize, out: &mut Vec<Outgoing>) -> bool {
-        self.send_next(max, |u| {
-            out.push(match u {
-                Unsent::Gap(from, to) => Outgoing::Gap(from, to),
-                Unsent::Message(seq, d) => Outgoing::Message(seq, d.clone()),
-            });
-            true
-        })
-    }
 }
 
 #[cfg(test)]
@@ -231,14 +209,17 @@ mod tests {
         Delivery::new(DeliveryKind::Direct, None, None, None, &n.to_string(), 0)
     }
 
-    fn seqs(out: &[Outgoing]) -> Vec<String> {
-        out.iter()
-            .map(|o| match o {
-                Outgoing::Message(s, _) => s.to_string(),
-                Outgoing::Gap(a, b) => format!("gap{a}-{b}"),
-                Outgoing::Reply(r) => r.clone(),
-            })
-            .collect()
+    /// Sends up to `max` items: their labels, and whether more remain.
+    fn send(o: &mut Outbox, max: usize) -> (Vec<String>, bool) {
+        let mut sent = vec![];
+        let more = o.send_next(max, |u| {
+            sent.push(match u {
+                Unsent::Message(seq, _) => seq.to_string(),
+                Unsent::Gap(a, b) => format!("gap{a}-{b}"),
+            });
+            true
+        });
+        (sent, more)
     }
 
     #[test]
@@ -247,9 +228,10 @@ mod tests {
         for i in 0..3 {
             o.push(d(i), 10, 1 << 20);
         }
-        let mut out = vec![];
-        assert!(!o.take(10, &mut out));
-        assert_eq!(seqs(&out), ["1", "2", "3"]);
+        assert_eq!(
+            send(&mut o, 10),
+            (vec!["1".into(), "2".into(), "3".into()], false)
+        );
         assert_eq!(o.unsent(), 0);
     }
 
@@ -269,9 +251,10 @@ mod tests {
         assert!(more);
         assert_eq!(seen, [1, 2]);
         assert_eq!(o.unsent(), 3);
-        let mut out = vec![];
-        assert!(!o.take(10, &mut out));
-        assert_eq!(seqs(&out), ["3", "4", "5"]);
+        assert_eq!(
+            send(&mut o, 10),
+            (vec!["3".into(), "4".into(), "5".into()], false)
+        );
     }
 
     #[test]
@@ -280,13 +263,10 @@ mod tests {
         for i in 0..5 {
             o.push(d(i), 10, 1 << 20);
         }
-        let mut out = vec![];
-        o.take(10, &mut out);
+        send(&mut o, 10);
         o.ack(2).unwrap();
         o.resume(3).unwrap();
-        out.clear();
-        o.take(10, &mut out);
-        assert_eq!(seqs(&out), ["4", "5"]);
+        assert_eq!(send(&mut o, 10).0, ["4", "5"]);
         assert_eq!(o.len(), 2);
     }
 
@@ -296,9 +276,7 @@ mod tests {
         for i in 0..6 {
             assert_eq!(o.push(d(i), 4, 1 << 20), u64::from(i >= 4));
         }
-        let mut out = vec![];
-        o.take(10, &mut out);
-        assert_eq!(seqs(&out), ["gap1-2", "3", "4", "5", "6"]);
+        assert_eq!(send(&mut o, 10).0, ["gap1-2", "3", "4", "5", "6"]);
         assert_eq!(o.dropped_total(), 2);
     }
 
@@ -309,9 +287,7 @@ mod tests {
             o.push(d(i), 4, 1 << 20);
         }
         o.resume(2).unwrap();
-        let mut out = vec![];
-        o.take(10, &mut out);
-        assert_eq!(seqs(&out), ["3", "4", "5", "6"]);
+        assert_eq!(send(&mut o, 10).0, ["3", "4", "5", "6"]);
     }
 
     #[test]
@@ -319,8 +295,7 @@ mod tests {
         let mut o = Outbox::new();
         o.push(d(1), 4, 1 << 20);
         assert!(o.ack(1).is_err());
-        let mut out = vec![];
-        o.take(10, &mut out);
+        send(&mut o, 10);
         assert!(o.ack(1).is_ok());
         assert!(o.ack(1).is_ok(), "acknowledging again is harmless");
         assert!(o.is_empty());
@@ -344,10 +319,9 @@ mod tests {
         assert_eq!((o.unsent(), o.unsent_since_attach()), (10, 0));
         o.push(d(10), 100, 1 << 20);
         assert_eq!(o.unsent_since_attach(), 1);
-        let mut out = vec![];
-        o.take(4, &mut out);
+        send(&mut o, 4);
         assert_eq!(o.unsent_since_attach(), 1);
-        o.take(100, &mut out);
+        send(&mut o, 100);
         assert_eq!(o.unsent_since_attach(), 0);
     }
 
@@ -363,16 +337,15 @@ mod tests {
     }
 
     #[test]
-    fn take_respects_batch_size() {
+    fn send_next_respects_batch_size() {
         let mut o = Outbox::new();
         for i in 0..5 {
             o.push(d(i), 10, 1 << 20);
         }
-        let mut out = vec![];
-        assert!(o.take(2, &mut out));
-        assert_eq!(seqs(&out), ["1", "2"]);
-        out.clear();
-        assert!(!o.take(10, &mut out));
-        assert_eq!(seqs(&out), ["3", "4", "5"]);
+        assert_eq!(send(&mut o, 2), (vec!["1".into(), "2".into()], true));
+        assert_eq!(
+            send(&mut o, 10),
+            (vec!["3".into(), "4".into(), "5".into()], false)
+        );
     }
 }
