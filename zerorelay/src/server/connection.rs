@@ -34,8 +34,7 @@ use crate::auth::{Action, AuthRequest, Identity};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, Hello, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame, Welcome};
-use crate::session::outbox::Unsent;
-use crate::session::{new_session_id, ConnLink, RecentReply, Session};
+use crate::session::{new_session_id, ConnLink, RecentReply, Session, Unsent};
 
 /// Items moved from the outbox per lock; the writer loops for more.
 const MAX_BATCH: usize = 256;

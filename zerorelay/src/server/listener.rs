@@ -91,16 +91,18 @@ fn check_path(req: &Request, resp: Response) -> std::result::Result<Response, Er
     }
 }
 
-/// Runs an already-upgraded WebSocket (host-accepted or from the listener).
-pub(crate) async fn run_accepted<S>(
+/// Runs a WebSocket the host accepted. A plain function, like the rest of
+/// the path, so that the returned future does not hold the stream.
+pub(crate) fn run_accepted<S>(
     shared: Arc<Shared>,
     ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let guard = shared.track();
-    run(shared, ws, peer, guard).await;
+    run(shared, ws, peer, guard)
 }
 
 /// Admits a connection (or refuses it: shutting down, or at

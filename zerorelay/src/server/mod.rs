@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod listener;
 pub mod rpc;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -297,24 +298,39 @@ impl Relay {
     }
 
     /// Runs the relay protocol on a WebSocket the host already accepted (on
-    /// any path of its own HTTP server). Resolves when the connection ends.
-    pub async fn accept_websocket<S>(&self, ws: WebSocketStream<S>, peer: Option<SocketAddr>)
+    /// any path of its own HTTP server). The future resolves when the
+    /// connection ends; it does not borrow the relay, and it keeps only the
+    /// connection's steady state (not the stream it was given) while idle.
+    pub fn accept_websocket<S>(
+        &self,
+        ws: WebSocketStream<S>,
+        peer: Option<SocketAddr>,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        listener::run_accepted(self.shared.clone(), ws, peer).await;
+        listener::run_accepted(self.shared.clone(), ws, peer)
     }
 
     /// Runs the relay protocol on a raw stream on which the host's HTTP
     /// server has already completed the WebSocket upgrade (hyper's
-    /// `Upgraded`, wrapped in `TokioIo`, say).
-    pub async fn accept_upgraded<S>(&self, io: S, peer: Option<SocketAddr>)
+    /// `Upgraded`, wrapped in `TokioIo`, say). Like
+    /// [`Self::accept_websocket`].
+    pub fn accept_upgraded<S>(
+        &self,
+        io: S,
+        peer: Option<SocketAddr>,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let ws =
-            WebSocketStream::from_raw_socket(io, Role::Server, Some(self.shared.ws_config)).await;
-        self.accept_websocket(ws, peer).await;
+        let shared = self.shared.clone();
+        let ws = Box::pin(WebSocketStream::from_raw_socket(
+            io,
+            Role::Server,
+            Some(shared.ws_config),
+        ));
+        async move { listener::run_accepted(shared, ws.await, peer).await }
     }
 
     /// Publishes to a group's members from the host. Returns the number of
