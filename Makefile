@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-go bench-node bench-python test-interop lint fmt gen check-gen
+.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,13 +49,21 @@ test-interop: ## One relay, a client in each language through its SDK (after the
 	$(CARGO_TARGET_DIR)/py-venv/bin/ruff format --check --config sdk-python/pyproject.toml tests/interop
 	$(CARGO_TARGET_DIR)/py-venv/bin/python -m pytest -q tests/interop
 
-bench: ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
+bench: bench-build ## Benchmark suite (not part of test): writes docs/BENCHMARKS.md and docs/benchmarks.png.
+	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py
+
+bench-profile: bench-build ## Only the benchmark profile (callgrind, perf stat), then docs/BENCHMARKS.md again.
+	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py --profile
+
+bench-build:
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay
 	$(CARGO) build --release -p zerorelay-bench
 	cd bench/node && npm ci --no-audit --no-fund
 	test -x $(CARGO_TARGET_DIR)/bench-venv/bin/python || python3 -m venv $(CARGO_TARGET_DIR)/bench-venv
 	$(CARGO_TARGET_DIR)/bench-venv/bin/pip install --quiet matplotlib
-	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py
+	# The profile's tools, from the OS packages (Debian: perf is linux-perf).
+	command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+	command -v perf >/dev/null || (apt-get update && apt-get install -y linux-perf)
 
 bench-go: ## Go SDK receive rate against gorilla/websocket (release library).
 	$(MAKE) go-lib PROFILE=release

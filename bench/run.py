@@ -90,14 +90,23 @@ def start_server(name, cmd, env_extra):
     return p, port
 
 
-def run_one(server, scenario):
+def run_one(server, scenario, wrap=(), extra_args=(), during=None):
+    """Runs one scenario against a fresh server.
+
+    `wrap` goes before the server's command (valgrind), `extra_args` after
+    the load generator's, and `during(pid)` starts an observer of the server
+    that is stopped when the load generator is done (it returns a callable
+    that stops it).
+    """
     name, cmd, proto, env_extra = server
     sname, args, only = scenario
-    p, port = start_server(name, cmd, env_extra)
+    p, port = start_server(name, [*wrap, *cmd], env_extra)
+    stop = during(p.pid) if during else None
     try:
         out = subprocess.run(
             ["taskset", "-c", "0", os.path.join(BIN, "loadgen"), "--proto", proto,
-             "--url", f"ws://127.0.0.1:{port}/ws", "--label", name, "--server-pid", str(p.pid), *args],
+             "--url", f"ws://127.0.0.1:{port}/ws", "--label", name, "--server-pid", str(p.pid),
+             *args, *extra_args],
             capture_output=True, text=True, timeout=300,
         )
         sys.stderr.write(out.stderr)
@@ -108,12 +117,173 @@ def run_one(server, scenario):
         result["scenario"] = sname
         return result
     finally:
+        if stop:
+            stop()
         p.terminate()
         try:
-            p.wait(timeout=10)
+            p.wait(timeout=30)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+# The profile: where each server's time goes per delivery, in the fan-out
+# scenario. Callgrind counts user-space instructions in the measured window
+# (the load generator zeroes the counters when the window opens and dumps
+# them when it closes); `perf stat` counts the system calls of a normal run.
+PROFILED = ["zerorelay", "baseline"]
+PROFILE_SCENARIO = ("fanout", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5"], None)
+SYSCALLS = ["sendto", "recvfrom", "epoll_wait"]
+PROFILE_FILE = os.path.join(ROOT, "docs/bench-profile.jsonl")
+
+
+def self_costs(path):
+    """Instructions per function (self cost) and the total, from a callgrind dump."""
+    names, cost, fn, skip = {}, {}, None, False
+
+    def name(ref):
+        ident, _, text = ref.partition(" ")
+        if text:
+            names[ident] = text
+        return names.get(ident, ident)
+
+    for line in open(path):
+        if line.startswith("fn="):
+            fn = name(line[3:].strip())
+        elif line.startswith("cfn="):
+            name(line[4:].strip())
+        elif line.startswith("calls="):
+            skip = True  # the next cost line is the callee's inclusive cost
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if skip:
+                skip = False
+                continue
+            parts = line.split()
+            if len(parts) >= 2 and fn is not None:
+                cost[fn] = cost.get(fn, 0) + int(parts[1])
+    return cost, sum(cost.values())
+
+
+def callgrind_profile(server, outdir):
+    name = server[0]
+    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/{name}.%p.out"]
+    pid = {}
+
+    def note_pid(p):
+        pid["server"] = p
+        return None
+
+    r = run_one(server, PROFILE_SCENARIO, wrap=wrap, extra_args=["--callgrind"], during=note_pid)
+    if r is None:
+        return None
+    dump = os.path.join(outdir, f"{name}.{pid['server']}.out.1")
+    cost, total = self_costs(dump)
+    delivered = r["delivered"]
+    top = sorted(cost.items(), key=lambda kv: -kv[1])[:12]
+    return {
+        "server": name, "profile": "callgrind", "delivered": delivered,
+        "instructions": total, "instructions_per_delivery": total / delivered,
+        "top": [[fn, c / delivered] for fn, c in top],
+    }
+
+
+def syscall_profile(server, outdir):
+    name = server[0]
+    out = os.path.join(outdir, f"{name}.perfstat")
+
+    def perf_stat(pid):
+        events = ",".join(f"syscalls:sys_enter_{c}" for c in SYSCALLS)
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(pid), "-o", out],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            perf.send_signal(2)  # SIGINT: perf stat writes its counts and exits
+            perf.wait(timeout=30)
+        return stop
+
+    r = run_one(server, PROFILE_SCENARIO, during=perf_stat)
+    if r is None:
+        return None
+    counts = {}
+    for line in open(out):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].isdigit():
+            counts[f[2].removeprefix("syscalls:sys_enter_")] = int(f[0])
+    # Counted over the whole run (setup included: a few thousand calls
+    # against millions), so divided by every delivery of the run.
+    delivered = r["delivered_in_run"]
+    return {
+        "server": name, "profile": "syscalls", "delivered": delivered,
+        "deliveries_per_server_cpu_s": r["deliveries_per_server_cpu_s"],
+        "per_delivery": {c: counts.get(c, 0) / delivered for c in SYSCALLS},
+    }
+
+
+def profile():
+    import shutil
+    import tempfile
+
+    missing = [t for t in ("valgrind", "callgrind_control", "perf") if shutil.which(t) is None]
+    if missing:
+        print(f"profile skipped: {', '.join(missing)} not installed (make bench installs them)", file=sys.stderr)
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="zerorelay-profile-") as outdir:
+        for name in PROFILED:
+            server = next(s for s in SERVERS if s[0] == name)
+            for measure in (callgrind_profile, syscall_profile):
+                r = measure(server, outdir)
+                if r is not None:
+                    print(json.dumps(r))
+                    results.append(r)
+    with open(PROFILE_FILE, "w") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
+
+
+def profile_section():
+    if not os.path.exists(PROFILE_FILE):
+        return []
+    with open(PROFILE_FILE) as f:
+        rs = [json.loads(line) for line in f if line.strip()]
+    by = {(r["server"], r["profile"]): r for r in rs}
+    names = [n for n in PROFILED if (n, "callgrind") in by or (n, "syscalls") in by]
+    if not names:
+        return []
+
+    def cell(n, kind, get, f):
+        r = by.get((n, kind))
+        return f(get(r)) if r else "–"
+
+    lines = [
+        "## Profile: the cost of one delivery",
+        "",
+        "The fan-out scenario again, once per server, by `make bench` (or `bench/run.py --profile`). "
+        "User-space instructions come from callgrind, counted only in the measured window (the load generator zeroes the counters when the window opens and dumps them when it closes); "
+        "under callgrind the server is the bottleneck, so its batches are larger than in the table above. "
+        "System calls come from `perf stat` on a normal run, divided by every delivery of that run.",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+        "| user-space instructions per delivery | " + " | ".join(cell(n, "callgrind", lambda r: r["instructions_per_delivery"], lambda v: f"{v:,.0f}") for n in names) + " |",
+    ]
+    for c in SYSCALLS:
+        lines.append(f"| `{c}` calls per 1,000 deliveries | " + " | ".join(
+            cell(n, "syscalls", lambda r: r["per_delivery"][c] * 1000, lambda v: f"{v:,.1f}") for n in names) + " |")
+    lines.append("| deliveries per `sendto` | " + " | ".join(
+        cell(n, "syscalls", lambda r: r["per_delivery"]["sendto"], lambda v: f"{1 / v:,.1f}" if v else "–") for n in names) + " |")
+    lines.append("| deliveries per server-CPU-s in that run | " + " | ".join(
+        cell(n, "syscalls", lambda r: r["deliveries_per_server_cpu_s"], lambda v: f"{v:,.0f}") for n in names) + " |")
+    for n in names:
+        r = by.get((n, "callgrind"))
+        if not r:
+            continue
+        lines += ["", f"Where {n}'s instructions go (self cost per delivery, top functions):", "",
+                  "| instructions | function |", "| ---: | --- |"]
+        for fn, v in r["top"]:
+            short = fn if len(fn) <= 110 else fn[:107] + "…"
+            lines.append(f"| {v:,.1f} | `{short}` |")
+    return lines
 
 
 def metric(results, server, scenario, path):
@@ -221,12 +391,16 @@ def write_report(results):
         "## Reproduce",
         "",
         "```sh",
-        "make bench            # builds release binaries, installs ws and socket.io, runs everything",
+        "make bench            # builds release binaries, installs ws, socket.io, valgrind and perf, runs everything",
         "BENCH_RUNS=5 make bench",
+        "make bench-profile    # only the profile (callgrind and perf stat), then the report again",
         "```",
         "",
-        "Raw results, one JSON object per run: [`bench-results.jsonl`](bench-results.jsonl).",
+        "Raw results, one JSON object per run: [`bench-results.jsonl`](bench-results.jsonl); the profile's: [`bench-profile.jsonl`](bench-profile.jsonl).",
     ]
+    prof = profile_section()
+    if prof:
+        lines += ["", *prof]
     findings = os.path.join(ROOT, "bench/findings.md")
     if os.path.exists(findings):
         lines += ["", open(findings).read().rstrip()]
@@ -266,6 +440,11 @@ def fd_limit():
 
 
 def main():
+    if sys.argv[1:2] == ["--profile"]:
+        # Profile only, then rewrite the report from the saved results.
+        raise_fd_limit()
+        profile()
+        sys.argv = [sys.argv[0], "--report-from", os.path.join(ROOT, "docs/bench-results.jsonl")]
     if len(sys.argv) == 3 and sys.argv[1] == "--report-from":
         # Rewrite the report from saved results (no measuring).
         with open(sys.argv[2]) as f:
@@ -307,6 +486,7 @@ def main():
                     r["run"] = run + 1
                     print(json.dumps(r))
                     results.append(r)
+    profile()
     write_report(results)
 
 

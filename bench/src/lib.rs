@@ -145,30 +145,50 @@ pub fn publish_frame(proto: Proto, payload: &str) -> String {
     }
 }
 
-/// Reads the unsigned integer after `key` (e.g. `"t":`) in `text`.
-pub fn field(text: &str, key: &str) -> Option<u64> {
-    let i = text.find(key)? + key.len();
-    let digits = text[i..].bytes().take_while(u8::is_ascii_digit).count();
-    text[i..i + digits].parse().ok()
+/// The unsigned integer whose digits start at `at` in `b`, and the index
+/// after it.
+fn digits_at(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut i = at;
+    while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    (i > at).then_some((v, i))
 }
 
+/// Finds the payload (`{"t":…,"n":…`) in a frame. One searcher, built once:
+/// the load generator checks every delivery, and on one core the cost of
+/// checking them bounds what it can receive.
+static PAYLOAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#"{"t":"#));
+
 /// A delivery's payload numbers: `(t_ns, n, zerorelay seq)`.
+///
+/// Zerorelay's `message` frame is read in the server's canonical layout
+/// (`{"type":"message","seq":N,…`, PROTOCOL.md); anything else is not a
+/// delivery.
 pub fn delivery(proto: Proto, text: &str) -> Option<(u64, u64, Option<u64>)> {
-    match proto {
-        Proto::Zerorelay if !text.starts_with(r#"{"type":"message""#) => None,
-        Proto::Socketio if !text.starts_with("42[\"msg\"") => None,
-        _ => {
-            let seq = if proto == Proto::Zerorelay {
-                field(text, "\"seq\":")
-            } else {
-                None
-            };
-            // The payload is the last object in the frame: search from "data".
-            let from = text.find("\"t\":")?;
-            let body = &text[from..];
-            Some((field(body, "\"t\":")?, field(body, "\"n\":")?, seq))
+    const ZR: &[u8] = br#"{"type":"message","seq":"#;
+    const SIO: &[u8] = br#"42["msg","#;
+    let b = text.as_bytes();
+    let (seq, from) = match proto {
+        Proto::Zerorelay => {
+            let (seq, end) = digits_at(b, ZR.len()).filter(|_| b.starts_with(ZR))?;
+            (Some(seq), end)
         }
+        Proto::Socketio if !b.starts_with(SIO) => return None,
+        Proto::Socketio => (None, SIO.len()),
+        Proto::Raw => (None, 0),
+    };
+    let p = from + PAYLOAD.find(&b[from..])?;
+    let (t, end) = digits_at(b, p + br#"{"t":"#.len())?;
+    let n_at = end + br#","n":"#.len();
+    if b.get(end..n_at)? != br#","n":"# {
+        return None;
     }
+    let (n, _) = digits_at(b, n_at)?;
+    Some((t, n, seq))
 }
 
 /// CPU seconds (user + system) used so far by a process.
@@ -232,6 +252,26 @@ mod tests {
             let (t, n, seq) = delivery(proto, &frame).unwrap();
             assert_eq!((t, n), (123_456_789, 42));
             assert_eq!(seq, (proto == Proto::Zerorelay).then_some(7));
+        }
+    }
+
+    #[test]
+    fn frames_that_are_not_deliveries_are_not_counted() {
+        let p = payload(5, 6, 64);
+        for (proto, frame) in [
+            (Proto::Zerorelay, r#"{"type":"ok","id":1}"#.to_owned()),
+            (
+                Proto::Zerorelay,
+                format!(r#"{{"type":"message","seq":x,"data":{p}}}"#),
+            ),
+            (Proto::Socketio, r#"2"#.to_owned()),
+            (Proto::Raw, r#"{"t":1}"#.to_owned()),
+            (
+                Proto::Raw,
+                r#"{"t":99999999999999999999999,"n":1}"#.to_owned(),
+            ),
+        ] {
+            assert_eq!(delivery(proto, &frame), None, "{frame}");
         }
     }
 }

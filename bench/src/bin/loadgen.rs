@@ -64,6 +64,25 @@ struct Args {
     /// delivery as Zerorelay's `message` frame around 64-byte data does.
     #[arg(long, default_value_t = 64)]
     raw_payload_bytes: usize,
+    /// The server runs under `valgrind --tool=callgrind`: zero its counters
+    /// when the measured window opens and dump them when it closes, so the
+    /// dump holds the instructions spent on the window's deliveries only.
+    #[arg(long)]
+    callgrind: bool,
+}
+
+/// Sends a command to a server running under callgrind, waiting until done.
+fn callgrind_control(pid: u32, flag: &str) {
+    let status = std::process::Command::new("callgrind_control")
+        .arg(flag)
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("callgrind_control runs");
+    assert!(
+        status.success(),
+        "callgrind_control {flag} {pid} failed: {status}"
+    );
 }
 
 /// The fan-out payload for this run's protocol.
@@ -226,6 +245,9 @@ async fn fanout(a: &Args) -> serde_json::Value {
         let now = Instant::now();
         if window_start.is_none() && now.duration_since(start) >= warmup {
             shared.latencies.lock().expect("not poisoned").clear();
+            if a.callgrind {
+                callgrind_control(a.server_pid, "--zero");
+            }
             window_start = Some((
                 now,
                 shared.delivered.load(Ordering::Relaxed),
@@ -266,6 +288,9 @@ async fn fanout(a: &Args) -> serde_json::Value {
         }
     }
     let (w_start, d0, s0, l0) = window_start.expect("measured");
+    if a.callgrind {
+        callgrind_control(a.server_pid, "--dump");
+    }
     let elapsed = w_start.elapsed();
     let delivered = shared.delivered.load(Ordering::Relaxed) - d0;
     let server_cpu = cpu_seconds(a.server_pid) - s0;
@@ -295,6 +320,7 @@ async fn fanout(a: &Args) -> serde_json::Value {
     let v = json!({
         "scenario": if paced { "paced" } else { "fanout" }, "server": a.label,
         "subscribers": a.subscribers, "messages": sent, "seconds": secs(elapsed),
+        "delivered": delivered, "delivered_in_run": shared.delivered.load(Ordering::Relaxed),
         "deliveries_per_s": rate,
         "server_cpu_s": server_cpu, "deliveries_per_server_cpu_s": if server_cpu > 0.0 { delivered as f64 / server_cpu } else { 0.0 },
         "loadgen_cpu_s": loadgen_cpu, "bottleneck": bottleneck,
