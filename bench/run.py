@@ -48,6 +48,10 @@ SCENARIOS = [
     # size of Zerorelay's `message` frame around 64-byte data: equal bytes on
     # the wire, so the ratio measures the implementation, not protocol v1.
     ("fanout223", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5", "--raw-payload-bytes", "223"], ["zerorelay", "baseline"]),
+    # The same fan-out with a deeper in-flight window: how each server's
+    # batching (deliveries per write) follows the load it is offered.
+    ("fanout_w64", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5", "--window", "64"], ["zerorelay", "baseline"]),
+    ("fanout_w128", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5", "--window", "128"], ["zerorelay", "baseline"]),
     ("paced", ["--scenario", "paced", "--subscribers", "1000", "--rate", "20", "--seconds", "5"], None),
     ("direct", ["--scenario", "direct", "--pairs", "100", "--rate", "10", "--seconds", "5"], ["zerorelay"]),
     ("churn", ["--scenario", "churn", "--concurrency", "64", "--seconds", "5"], None),
@@ -346,6 +350,11 @@ def write_report(results):
     row("fanout223", "frame bytes per delivery", ["frame_bytes"])
     row("fanout223", "lost messages", ["loss"])
     row("fanout223", "duplicates", ["duplicates"])
+    for w in ("fanout_w64", "fanout_w128"):
+        row(w, "deliveries per server-CPU-s", ["deliveries_per_server_cpu_s"])
+        row(w, "latency p50 (µs)", ["latency_us", "p50"])
+        row(w, "lost messages", ["loss"])
+        row(w, "duplicates", ["duplicates"])
     row("paced", "lost messages", ["loss"])
     row("paced", "latency p50 (µs)", ["latency_us", "p50"])
     row("paced", "latency p99 (µs)", ["latency_us", "p99"])
@@ -371,6 +380,10 @@ def write_report(results):
         targets.append(f"fan-out deliveries per server-CPU-second {eff:.0%} of the baseline's (target ≥ 90%)")
     if eff_eq is not None:
         targets.append(f"{eff_eq:.0%} with equal bytes on the wire")
+    for w in ("fanout_w64", "fanout_w128"):
+        e = ratio(w, ["deliveries_per_server_cpu_s"])
+        if e is not None:
+            targets.append(f"{e:.0%} with a window of {w.removeprefix('fanout_w')} messages")
     if p99 is not None:
         targets.append(f"paced p99 {p99:.2f}× the baseline's (target ≤ 1.2×)")
     if idle is not None:
@@ -380,7 +393,7 @@ def write_report(results):
     bottlenecks = sorted({(r["server"], r.get("bottleneck")) for r in results if r["scenario"] == "fanout"})
     lines += [
         "",
-        "Fan-out: 1,000 subscribers in one group, one publisher, 64-byte payloads carrying a send time, the publisher at most 32 messages ahead of the average subscriber; 5 measured seconds after 1 s of warm-up. Zero loss and zero duplicates are checked for every subscriber. Fanout223: the same, with the baseline's payload padded to 223 bytes, the size of Zerorelay's whole `message` frame (seq, kind, sender, session, group, timestamp around the same 64-byte data), so that both put the same bytes on the wire. Paced: the same at 20 messages/s, where neither side is saturated. Direct: 100 pairs, each sending 10 messages/s to its partner, which echoes (Zerorelay only: the other servers have no addressing). Churn: 64 workers connecting, saying hello (or the Socket.IO handshake) and closing. Idle: connections joined to a group, server resident memory growth divided by the connection count.",
+        "Fan-out: 1,000 subscribers in one group, one publisher, 64-byte payloads carrying a send time, the publisher at most 32 messages ahead of the average subscriber; 5 measured seconds after 1 s of warm-up. Zero loss and zero duplicates are checked for every subscriber. Fanout223: the same, with the baseline's payload padded to 223 bytes, the size of Zerorelay's whole `message` frame (seq, kind, sender, session, group, timestamp around the same 64-byte data), so that both put the same bytes on the wire. Fanout_w64 and fanout_w128: the fan-out with the publisher up to 64 or 128 messages ahead. Paced: the same at 20 messages/s, where neither side is saturated. Direct: 100 pairs, each sending 10 messages/s to its partner, which echoes (Zerorelay only: the other servers have no addressing). Churn: 64 workers connecting, saying hello (or the Socket.IO handshake) and closing. Idle: connections joined to a group, server resident memory growth divided by the connection count.",
         "",
         "Bottleneck in fan-out (a side above 90% of its core): " + ", ".join(f"{s}: {b}" for s, b in bottlenecks) + ".",
         "",
