@@ -434,7 +434,7 @@ def chart(results, names):
     except ImportError:
         print("matplotlib is not installed: no chart", file=sys.stderr)
         return
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     eff = [statistics.median(metric(results, n, "fanout", ["deliveries_per_server_cpu_s"]) or [0]) / 1e6 for n in names]
     p99 = [statistics.median(metric(results, n, "paced", ["latency_us", "p99"]) or [0]) / 1e3 for n in names]
     p50 = [statistics.median(metric(results, n, "paced", ["latency_us", "p50"]) or [0]) / 1e3 for n in names]
@@ -444,6 +444,13 @@ def chart(results, names):
     b.bar([f"{n}\np99" for n in names], p99, color="#d8743b")
     b.set_title("Paced fan-out latency (ms)")
     b.tick_params(axis="x", labelsize=7)
+    windows = [("fanout", "32"), ("fanout_w64", "64"), ("fanout_w128", "128")]
+    for i, (n, color) in enumerate([("zerorelay", "#3b7dd8"), ("baseline", "#999999")]):
+        ys = [statistics.median(metric(results, n, w, ["deliveries_per_server_cpu_s"]) or [0]) / 1e6 for w, _ in windows]
+        c.bar([j + i * 0.4 for j in range(len(windows))], ys, width=0.4, color=color, label=n)
+    c.set_xticks([j + 0.2 for j in range(len(windows))], [f"{label} ahead" for _, label in windows])
+    c.set_title("Fan-out by publisher window: M deliveries per CPU-s")
+    c.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(ROOT, "docs/benchmarks.png"), dpi=110)
 
