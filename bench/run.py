@@ -170,18 +170,13 @@ def self_costs(path):
 
 def callgrind_profile(server, outdir):
     name = server[0]
-    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/{name}.%p.out"]
-    pid = {}
-
-    def note_pid(p):
-        pid["server"] = p
-        return None
-
-    r = run_one(server, PROFILE_SCENARIO, wrap=wrap, extra_args=["--callgrind"], during=note_pid)
+    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/{name}.out"]
+    r = run_one(server, PROFILE_SCENARIO, wrap=wrap, extra_args=["--callgrind"])
     if r is None:
         return None
-    dump = os.path.join(outdir, f"{name}.{pid['server']}.out.1")
-    cost, total = self_costs(dump)
+    # The load generator's dump, the first after the counters were zeroed
+    # (the dump at exit goes to the file without a number).
+    cost, total = self_costs(os.path.join(outdir, f"{name}.out.1"))
     delivered = r["delivered"]
     top = sorted(cost.items(), key=lambda kv: -kv[1])[:12]
     return {
@@ -459,37 +454,40 @@ def fd_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def main():
-    if sys.argv[1:2] == ["--profile"]:
-        # Profile only, then rewrite the report from the saved results.
-        raise_fd_limit()
-        profile()
-        sys.argv = [sys.argv[0], "--report-from", os.path.join(ROOT, "docs/bench-results.jsonl")]
-    if len(sys.argv) == 3 and sys.argv[1] == "--report-from":
-        # Rewrite the report from saved results (no measuring).
-        with open(sys.argv[2]) as f:
-            results = [json.loads(line) for line in f if line.strip()]
-        raise_fd_limit()
-        limit = fd_limit()
-        for s in SCENARIOS:
-            if s[0].startswith("idle"):
-                n = int(s[1][s[1].index("--connections") + 1])
-                if n + 1000 > limit:
-                    SKIPPED.append(f"{s[0]}: {n:,} connections need more than this machine's limit of {limit:,} open files per process")
-        write_report(results)
-        return
-    raise_fd_limit()
+def unmeasurable():
+    """Scenarios that need more open files than this machine allows, with why."""
     limit = fd_limit()
-    skipped = []
-    for s in list(SCENARIOS):
+    out = []
+    for s in SCENARIOS:
         if s[0].startswith("idle"):
             n = int(s[1][s[1].index("--connections") + 1])
             if n + 1000 > limit:
-                skipped.append(f"{s[0]}: {n:,} connections need more than this machine's limit of {limit:,} open files per process")
-                SCENARIOS.remove(s)
-    for line in skipped:
-        print("skipped " + line, file=sys.stderr)
-    SKIPPED.extend(skipped)
+                out.append((s, f"{s[0]}: {n:,} connections need more than this machine's limit of {limit:,} open files per process"))
+    return out
+
+
+def report_from(path):
+    """Rewrites the report from saved results (no measuring)."""
+    with open(path) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    SKIPPED.extend(why for _, why in unmeasurable())
+    write_report(results)
+
+
+def main():
+    raise_fd_limit()
+    if sys.argv[1:] == ["--profile"]:
+        # Profile only, then the report again from the saved results.
+        profile()
+        report_from(os.path.join(ROOT, "docs/bench-results.jsonl"))
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--report-from":
+        report_from(sys.argv[2])
+        return
+    for s, why in unmeasurable():
+        print("skipped " + why, file=sys.stderr)
+        SCENARIOS.remove(s)
+        SKIPPED.append(why)
     results = []
     for run in range(RUNS):
         order = SERVERS if run % 2 == 0 else list(reversed(SERVERS))

@@ -161,7 +161,9 @@ fn digits_at(b: &[u8], at: usize) -> Option<(u64, usize)> {
 /// the load generator checks every delivery, and on one core the cost of
 /// checking them bounds what it can receive.
 static PAYLOAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#"{"t":"#));
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(T_KEY));
+const T_KEY: &[u8] = br#"{"t":"#;
+const N_KEY: &[u8] = br#","n":"#;
 
 /// A delivery's payload numbers: `(t_ns, n, zerorelay seq)`.
 ///
@@ -173,8 +175,9 @@ pub fn delivery(proto: Proto, text: &str) -> Option<(u64, u64, Option<u64>)> {
     const SIO: &[u8] = br#"42["msg","#;
     let b = text.as_bytes();
     let (seq, from) = match proto {
+        Proto::Zerorelay if !b.starts_with(ZR) => return None,
         Proto::Zerorelay => {
-            let (seq, end) = digits_at(b, ZR.len()).filter(|_| b.starts_with(ZR))?;
+            let (seq, end) = digits_at(b, ZR.len())?;
             (Some(seq), end)
         }
         Proto::Socketio if !b.starts_with(SIO) => return None,
@@ -182,12 +185,11 @@ pub fn delivery(proto: Proto, text: &str) -> Option<(u64, u64, Option<u64>)> {
         Proto::Raw => (None, 0),
     };
     let p = from + PAYLOAD.find(&b[from..])?;
-    let (t, end) = digits_at(b, p + br#"{"t":"#.len())?;
-    let n_at = end + br#","n":"#.len();
-    if b.get(end..n_at)? != br#","n":"# {
+    let (t, end) = digits_at(b, p + T_KEY.len())?;
+    if !b[end..].starts_with(N_KEY) {
         return None;
     }
-    let (n, _) = digits_at(b, n_at)?;
+    let (n, _) = digits_at(b, end + N_KEY.len())?;
     Some((t, n, seq))
 }
 
