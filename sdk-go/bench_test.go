@@ -77,7 +77,7 @@ func BenchmarkReceiveGorilla(b *testing.B) {
 	}
 	defer ws.Close()
 	// The same protocol work the SDK does: hello, join, decode each
-	// message, acknowledge every 64.
+	// message, acknowledge every 256 (the engine's default ack.batch).
 	ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","v":1,"user":"bench"}`))
 	ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"group":"bench"}`))
 	for got := 0; got < 2; got++ {
@@ -102,7 +102,7 @@ func BenchmarkReceiveGorilla(b *testing.B) {
 		if err := json.Unmarshal(raw, &m); err != nil || m.Type != "message" {
 			b.Fatalf("%s %v", raw, err)
 		}
-		if m.Seq%64 == 0 {
+		if m.Seq%256 == 0 {
 			ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"ack","seq":%d}`, m.Seq)))
 		}
 		read.Add(1)

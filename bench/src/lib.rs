@@ -234,6 +234,46 @@ pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// When a Zerorelay subscriber acks, the way the client engine decides it:
+/// once `batch` messages are unacknowledged, or `interval` after the first
+/// unacknowledged one. The engine keeps a timer for the interval; under load
+/// messages keep arriving, so checking the clock as they do (every 16th, to
+/// keep the load generator cheap) acks within a few messages of the engine.
+pub struct AckPolicy {
+    batch: u32,
+    interval: Duration,
+    unacked: u32,
+    first: Option<Instant>,
+}
+
+impl AckPolicy {
+    /// `batch` 0 never acks.
+    pub fn new(batch: u32, interval: Duration) -> Self {
+        AckPolicy {
+            batch,
+            interval,
+            unacked: 0,
+            first: None,
+        }
+    }
+
+    /// Counts one received message; true when an ack covering it is due.
+    pub fn due(&mut self) -> bool {
+        if self.batch == 0 {
+            return false;
+        }
+        self.unacked += 1;
+        let first = *self.first.get_or_insert_with(Instant::now);
+        let due = self.unacked >= self.batch
+            || (self.unacked.is_multiple_of(16) && first.elapsed() >= self.interval);
+        if due {
+            self.unacked = 0;
+            self.first = None;
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +315,19 @@ mod tests {
         ] {
             assert_eq!(delivery(proto, &frame), None, "{frame}");
         }
+    }
+
+    #[test]
+    fn acks_by_count_or_by_time() {
+        let mut p = AckPolicy::new(4, Duration::from_secs(3600));
+        let acks: Vec<bool> = (0..8).map(|_| p.due()).collect();
+        assert_eq!(acks, [false, false, false, true, false, false, false, true]);
+
+        let mut p = AckPolicy::new(1000, Duration::ZERO);
+        let first_ack = (1..=100).find(|_| p.due());
+        assert_eq!(first_ack, Some(16), "the clock is read every 16th message");
+
+        let mut p = AckPolicy::new(0, Duration::ZERO);
+        assert!((0..1000).all(|_| !p.due()), "batch 0 never acks");
     }
 }

@@ -2,7 +2,7 @@
 // Messages per second received through the SDK from a local relay, against
 // the `ws` package reading the same stream (same relay, same payloads) and
 // doing the same protocol work: hello, join, decode every message, ack
-// every 64. Run with `make bench-node` (release addon). Not a test.
+// every 256. Run with `make bench-node` (release addon). Not a test.
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 const readline = require('node:readline')
@@ -70,7 +70,7 @@ async function viaWs (f, url) {
       const m = JSON.parse(d)
       if (m.type !== 'message') return
       if (m.data.symbol !== 'ZRLY') throw new Error('bad payload')
-      if (++got % 64 === 0) ws.send(`{"type":"ack","seq":${m.seq}}`)
+      if (++got % 256 === 0) ws.send(`{"type":"ack","seq":${m.seq}}`)
       if (got === N) resolve()
     })
   })

@@ -5,7 +5,7 @@ A relay runs in a separate process (an embedded `zerorelay.Server`, so the
 producer never competes with the reader for the GIL). Each reader connects,
 joins `bench`, and calls the rpc method `bench.start`, whose handler
 publishes N small messages to the group. Every reader does the same protocol
-work: `hello`, `join`, decode each message's JSON, acknowledge every 64
+work: `hello`, `join`, decode each message's JSON, acknowledge every 256
 messages (the SDK's engine does the last three itself). The rate is N over
 the time from the `bench.start` call to the last message.
 
@@ -113,7 +113,7 @@ async def ws_baseline(url: str, n: int) -> float:
                 continue
             _ = d["data"]
             count += 1
-            if count % 64 == 0:
+            if count % 256 == 0:
                 await ws.send(json.dumps({"type": "ack", "seq": d["seq"]}))
             if count == n:
                 await ws.send(json.dumps({"type": "ack", "seq": d["seq"]}))

@@ -64,6 +64,15 @@ struct Args {
     /// delivery as Zerorelay's `message` frame around 64-byte data does.
     #[arg(long, default_value_t = 64)]
     raw_payload_bytes: usize,
+    /// Zerorelay clients ack once this many messages are unacknowledged
+    /// (the client engine's `ack.batch`; its default is also 256); 0 never
+    /// acks.
+    #[arg(long, default_value_t = 256)]
+    ack_batch: u32,
+    /// …or this long after the first unacknowledged one (the engine's
+    /// `ack.interval_ms`, default 100).
+    #[arg(long, default_value_t = 100)]
+    ack_interval_ms: u64,
     /// The server runs under `valgrind --tool=callgrind`: zero its counters
     /// when the measured window opens and dump them when it closes, so the
     /// dump holds the instructions spent on the window's deliveries only.
@@ -105,6 +114,12 @@ struct Shared {
     stop: AtomicBool,
     /// Wakes the publisher when deliveries make room in its window.
     progress: tokio::sync::Notify,
+}
+
+impl Args {
+    fn ack_policy(&self) -> AckPolicy {
+        AckPolicy::new(self.ack_batch, Duration::from_millis(self.ack_interval_ms))
+    }
 }
 
 fn main() {
@@ -158,14 +173,19 @@ async fn subscribe(
     for ws in lasts {
         let last = Arc::new(AtomicU64::new(0));
         counters.push(last.clone());
-        let (shared, proto) = (shared.clone(), a.proto);
-        tokio::spawn(async move { receive(ws, proto, shared, last).await });
+        let (shared, proto, acks) = (shared.clone(), a.proto, a.ack_policy());
+        tokio::spawn(async move { receive(ws, proto, shared, last, acks).await });
     }
     counters
 }
 
-async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, last: Arc<AtomicU64>) {
-    let mut unacked = 0u32;
+async fn receive(
+    mut ws: Ws,
+    proto: Proto,
+    shared: Arc<Shared>,
+    last: Arc<AtomicU64>,
+    mut acks: AckPolicy,
+) {
     while let Some(Ok(m)) = ws.next().await {
         let Message::Text(t) = m else { continue };
         if proto == Proto::Socketio && &*t == "2" {
@@ -198,9 +218,7 @@ async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, last: Arc<Atomic
                 .push(lat.min(u64::from(u32::MAX)) as u32);
         }
         if let Some(seq) = seq {
-            unacked += 1;
-            if unacked >= 64 {
-                unacked = 0;
+            if acks.due() {
                 let _ = ws
                     .send(Message::text(format!(r#"{{"type":"ack","seq":{seq}}}"#)))
                     .await;
@@ -356,8 +374,8 @@ async fn direct(a: &Args) -> serde_json::Value {
         handshake(&mut caller, Proto::Zerorelay, &format!("a{i}"), false)
             .await
             .expect("hello");
+        let mut acks = a.ack_policy();
         tokio::spawn(async move {
-            let mut unacked = 0;
             while let Some(Ok(Message::Text(t))) = echo.next().await {
                 if let Some((t_ns, n, Some(seq))) = delivery(Proto::Zerorelay, &t) {
                     let back = format!(
@@ -367,9 +385,7 @@ async fn direct(a: &Args) -> serde_json::Value {
                     if echo.send(Message::text(back)).await.is_err() {
                         return;
                     }
-                    unacked += 1;
-                    if unacked >= 64 {
-                        unacked = 0;
+                    if acks.due() {
                         let _ = echo
                             .send(Message::text(format!(r#"{{"type":"ack","seq":{seq}}}"#)))
                             .await;

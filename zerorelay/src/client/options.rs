@@ -45,7 +45,11 @@ impl Default for ReconnectOptions {
     }
 }
 
-/// Acknowledgement batching.
+/// Acknowledgement batching. Every ack is a frame the server must read and
+/// process, so at high rates the count decides how much of the server's CPU
+/// acks take (see `docs/BENCHMARKS.md`); the interval bounds how long a slow
+/// stream stays unacknowledged. Unacknowledged messages stay in the server's
+/// outbox and are sent again after a resume (and de-duplicated here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AckOptions {
@@ -58,7 +62,7 @@ pub struct AckOptions {
 impl Default for AckOptions {
     fn default() -> Self {
         AckOptions {
-            batch: 64,
+            batch: 256,
             interval_ms: 100,
         }
     }
