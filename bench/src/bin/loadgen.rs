@@ -70,8 +70,8 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     ack_batch: u32,
     /// …or this long after the first unacknowledged one (the engine's
-    /// `ack.interval_ms`, default 100).
-    #[arg(long, default_value_t = 100)]
+    /// `ack.interval_ms`; its default is also 1000).
+    #[arg(long, default_value_t = 1000)]
     ack_interval_ms: u64,
     /// The server runs under `valgrind --tool=callgrind`: zero its counters
     /// when the measured window opens and dump them when it closes, so the

@@ -46,10 +46,11 @@ impl Default for ReconnectOptions {
 }
 
 /// Acknowledgement batching. Every ack is a frame the server must read and
-/// process, so at high rates the count decides how much of the server's CPU
-/// acks take (see `docs/BENCHMARKS.md`); the interval bounds how long a slow
-/// stream stays unacknowledged. Unacknowledged messages stay in the server's
-/// outbox and are sent again after a resume (and de-duplicated here).
+/// process (a few microseconds of its CPU), so the count decides what acks
+/// cost a fast stream and the interval what they cost a slow one (see
+/// `docs/BENCHMARKS.md`). Unacknowledged messages stay in the server's
+/// outbox and are sent again after a resume (and de-duplicated here), so the
+/// two also bound what a resume re-sends: 256 messages or one second.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AckOptions {
@@ -63,7 +64,7 @@ impl Default for AckOptions {
     fn default() -> Self {
         AckOptions {
             batch: 256,
-            interval_ms: 100,
+            interval_ms: 1000,
         }
     }
 }
