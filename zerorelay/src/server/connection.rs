@@ -13,10 +13,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -185,6 +187,7 @@ where
         refreshing: None,
         streaming: false,
         ws_may_hold: true,
+        readable: ReadWaker::new(),
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
         deadline: tokio::time::Instant::now(),
     };
@@ -344,6 +347,8 @@ struct Conn<S> {
     /// tungstenite may hold output (a pong it owes, from a read) that must
     /// be written before the output buffer.
     ws_may_hold: bool,
+    /// Whether the socket may have a frame to read (see [`ReadWaker`]).
+    readable: ReadWaker,
     /// A `refresh` read and not yet answered (its id and token).
     refreshing: Option<(Option<RequestId>, String)>,
     rpc_in_flight: Arc<AtomicUsize>,
@@ -361,7 +366,14 @@ where
         let hb = Duration::from_millis(self.shared.config.server.heartbeat_ms);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shutdown = self.shared.shutdown.subscribe();
+        // The shutdown signal is waited on by a future polled once, which
+        // stays in the signal's waiter list and wakes this task; each turn
+        // then checks the signal's version (one atomic load) rather than
+        // polling the future again, which takes the waiter list's lock.
+        let signal = self.shared.shutdown.subscribe();
+        let mut waiter = self.shared.shutdown.subscribe();
+        let mut shutdown = std::pin::pin!(super::shutting_down(&mut waiter));
+        let mut shutdown_waiting = false;
         // One timer for the token's expiry, made again only when a refresh
         // moves it (not a timer per loop turn).
         let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
@@ -388,12 +400,22 @@ where
             let mut read = false;
             let step: Result<(), End> = tokio::select! {
                 biased;
-                _ = super::shutting_down(&mut shutdown) => Err(End::Close(close::GOING_AWAY, "server shutting down")),
+                _ = std::future::poll_fn(|cx| {
+                    if !shutdown_waiting {
+                        shutdown_waiting = true;
+                        return shutdown.as_mut().poll(cx);
+                    }
+                    if signal.has_changed().unwrap_or(true) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                }) => Err(End::Close(close::GOING_AWAY, "server shutting down")),
                 _ = self.link.woken() => {
                     woken = true;
                     Ok(())
                 }
-                msg = self.ws.next() => {
+                msg = std::future::poll_fn(|cx| self.readable.poll_frame(&mut self.ws, cx)) => {
                     read = true;
                     self.ws_may_hold = true;
                     self.on_message(msg)
@@ -443,7 +465,9 @@ where
     }
 
     /// Handles frames that are already buffered, so that a burst of
-    /// requests is answered with one flush.
+    /// requests is answered with one flush. (Probing with a no-op waker
+    /// replaces the read waker; the flag set after every frame makes the
+    /// next turn register it again.)
     fn read_ahead(&mut self) -> Result<(), End> {
         for _ in 0..MAX_READ_AHEAD {
             if self.refreshing.is_some() {
@@ -873,13 +897,19 @@ where
         let ws = &mut self.ws;
         let out = &mut self.out;
         let ws_may_hold = std::mem::take(&mut self.ws_may_hold);
-        let written = tokio::time::timeout_at(self.deadline, async {
+        let mut write = std::pin::pin!(async {
             if ws_may_hold {
                 ws.flush().await.map_err(|_| ())?;
             }
             out.write_to(ws.get_mut()).await.map_err(|_| ())
-        })
-        .await;
+        });
+        // Most writes complete at once; only one that has to wait for the
+        // socket gets a timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        let written = match first {
+            Poll::Ready(r) => Ok(r),
+            Poll::Pending => tokio::time::timeout_at(self.deadline, write).await,
+        };
         match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(())) => Err(End::Gone("write error")),
@@ -949,5 +979,68 @@ where
         if end_session {
             super::end_session(shared, &self.session, close::NORMAL, "session closed");
         }
+    }
+}
+
+/// Whether a connection's socket may have a frame to read.
+///
+/// tungstenite is polled for a frame only when the socket has signalled
+/// readiness since the last poll (or a frame was just read, so more may be
+/// buffered). A poll that finds nothing still costs tungstenite a read
+/// attempt and a zero-filled buffer, which was about a fifth of the
+/// instructions of a turn that only writes a delivery. The socket's read
+/// readiness wakes this waker, which sets the flag and wakes the task.
+struct ReadWaker {
+    state: Arc<ReadState>,
+    /// A waker for `state`, made once.
+    waker: Waker,
+}
+
+struct ReadState {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadWaker {
+    fn new() -> Self {
+        let state = Arc::new(ReadState {
+            ready: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        ReadWaker {
+            waker: Waker::from(state.clone()),
+            state,
+        }
+    }
+
+    /// The next frame, if the socket may have one.
+    fn poll_frame<S>(
+        &self,
+        ws: &mut WebSocketStream<S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, WsError>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.state.task.register(cx.waker());
+        if !self.state.ready.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let polled = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
+        if polled.is_ready() {
+            self.state.ready.store(true, Ordering::Release);
+        }
+        polled
     }
 }

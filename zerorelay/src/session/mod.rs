@@ -14,12 +14,14 @@ pub mod recent;
 pub mod store;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Instant;
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 pub use outbox::{Outbox, Unsent};
 pub use recent::{Recent, RecentReply};
@@ -55,12 +57,16 @@ pub struct CloseRequest {
 ///
 /// The router notifies it when deliveries are queued and asks it to close
 /// (slow consumer, take-over, host disconnect); the connection's task reacts.
+/// One task waits on a link, so a flag and that task's waker do what a
+/// `Notify` would without its lock and waiter list: a fan-out wakes every
+/// recipient's link once per message.
 #[derive(Debug)]
 pub struct ConnLink {
     /// A process-unique connection number, for logs and to tell connections apart.
     pub id: u64,
-    notify: Notify,
-    close: Mutex<Option<CloseRequest>>,
+    woken: AtomicBool,
+    task: AtomicWaker,
+    close: OnceLock<CloseRequest>,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -70,35 +76,51 @@ impl ConnLink {
     pub fn new() -> Arc<Self> {
         Arc::new(ConnLink {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            notify: Notify::new(),
-            close: Mutex::new(None),
+            woken: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+            close: OnceLock::new(),
         })
     }
 
-    /// Wakes the connection's writer.
+    /// Wakes the connection's writer. A wake-up while it is busy is kept
+    /// for its next wait.
     pub fn wake(&self) {
-        self.notify.notify_one();
+        // A load first: while the writer has not run yet, the fan-outs that
+        // follow find the flag set and write nothing.
+        if !self.woken.load(Ordering::Acquire) {
+            self.woken.store(true, Ordering::Release);
+            self.task.wake();
+        }
     }
 
-    /// Waits until woken.
+    /// Waits until woken (at once if woken since the last wait). Only the
+    /// connection's own task waits.
     pub async fn woken(&self) {
-        self.notify.notified().await;
+        poll_fn(|cx| {
+            if self.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.task.register(cx.waker());
+            // A wake between the check and the registration saw no waker.
+            if self.woken.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Asks the connection to close; the first request wins.
     pub fn request_close(&self, code: u16, reason: &'static str) {
-        {
-            let mut c = self.close.lock();
-            if c.is_none() {
-                *c = Some(CloseRequest { code, reason });
-            }
-        }
-        self.notify.notify_one();
+        let _ = self.close.set(CloseRequest { code, reason });
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 
     /// The pending close request, if any.
     pub fn close_requested(&self) -> Option<CloseRequest> {
-        self.close.lock().clone()
+        self.close.get().cloned()
     }
 }
 
