@@ -137,6 +137,8 @@ def run_one(server, scenario, wrap=(), extra_args=(), during=None):
 # them when it closes); `perf stat` counts the system calls of a normal run.
 PROFILED = ["zerorelay", "baseline"]
 PROFILE_SCENARIO = ("fanout", ["--scenario", "fanout", "--subscribers", "1000", "--seconds", "5"], None)
+# One message at a time (each its own write): the fixed cost of a turn.
+PACED_PROFILE_SCENARIO = ("paced", ["--scenario", "paced", "--subscribers", "1000", "--rate", "5", "--seconds", "4"], None)
 SYSCALLS = ["sendto", "recvfrom", "epoll_wait"]
 PROFILE_FILE = os.path.join(ROOT, "docs/bench-profile.jsonl")
 
@@ -168,19 +170,20 @@ def self_costs(path):
     return cost, sum(cost.values())
 
 
-def callgrind_profile(server, outdir):
+def callgrind_profile(server, outdir, scenario=PROFILE_SCENARIO, kind="callgrind"):
     name = server[0]
-    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/{name}.out"]
-    r = run_one(server, PROFILE_SCENARIO, wrap=wrap, extra_args=["--callgrind"])
+    out = os.path.join(outdir, f"{name}-{kind}.out")
+    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    r = run_one(server, scenario, wrap=wrap, extra_args=["--callgrind"])
     if r is None:
         return None
     # The load generator's dump, the first after the counters were zeroed
     # (the dump at exit goes to the file without a number).
-    cost, total = self_costs(os.path.join(outdir, f"{name}.out.1"))
+    cost, total = self_costs(out + ".1")
     delivered = r["delivered"]
     top = sorted(cost.items(), key=lambda kv: -kv[1])[:12]
     return {
-        "server": name, "profile": "callgrind", "delivered": delivered,
+        "server": name, "profile": kind, "delivered": delivered,
         "instructions": total, "instructions_per_delivery": total / delivered,
         "top": [[fn, c / delivered] for fn, c in top],
     }
@@ -218,6 +221,10 @@ def syscall_profile(server, outdir):
     }
 
 
+def paced_callgrind_profile(server, outdir):
+    return callgrind_profile(server, outdir, PACED_PROFILE_SCENARIO, "callgrind_paced")
+
+
 def profile():
     import shutil
     import tempfile
@@ -230,7 +237,7 @@ def profile():
     with tempfile.TemporaryDirectory(prefix="zerorelay-profile-") as outdir:
         for name in PROFILED:
             server = next(s for s in SERVERS if s[0] == name)
-            for measure in (callgrind_profile, syscall_profile):
+            for measure in (callgrind_profile, paced_callgrind_profile, syscall_profile):
                 r = measure(server, outdir)
                 if r is not None:
                     print(json.dumps(r))
@@ -257,7 +264,8 @@ def profile_section():
     lines = [
         "## Profile: the cost of one delivery",
         "",
-        "The fan-out scenario again, once per server, by `make bench` (or `bench/run.py --profile`). "
+        "The fan-out scenario again, once per server, by `make bench` (or `bench/run.py --profile`), "
+        "and the paced scenario at 5 messages/s, where every delivery is a turn of its own. "
         "User-space instructions come from callgrind, counted only in the measured window (the load generator zeroes the counters when the window opens and dumps them when it closes); "
         "under callgrind the server is the bottleneck, so its batches are larger than in the table above. "
         "System calls come from `perf stat` on a normal run, divided by every delivery of that run.",
@@ -265,6 +273,7 @@ def profile_section():
         "| | " + " | ".join(names) + " |",
         "| --- | " + " | ".join("---" for _ in names) + " |",
         "| user-space instructions per delivery | " + " | ".join(cell(n, "callgrind", lambda r: r["instructions_per_delivery"], lambda v: f"{v:,.0f}") for n in names) + " |",
+        "| the same, each message its own write (paced, 5 messages/s) | " + " | ".join(cell(n, "callgrind_paced", lambda r: r["instructions_per_delivery"], lambda v: f"{v:,.0f}") for n in names) + " |",
     ]
     for c in SYSCALLS:
         lines.append(f"| `{c}` calls per 1,000 deliveries | " + " | ".join(
