@@ -85,8 +85,11 @@ impl ConnLink {
     /// Wakes the connection's writer. A wake-up while it is busy is kept
     /// for its next wait.
     pub fn wake(&self) {
-        // A load first: while the writer has not run yet, the fan-outs that
-        // follow find the flag set and write nothing.
+        // A load first: until the writer runs, later fan-outs find the flag
+        // set and skip the store and the wake-up. No wake-up is lost: the
+        // router queues under the session's lock and the writer drains under
+        // it after clearing the flag, so a fan-out that sees the flag set
+        // either queued before that drain or saw a newer wake-up's flag.
         if !self.woken.load(Ordering::Acquire) {
             self.woken.store(true, Ordering::Release);
             self.task.wake();
@@ -267,5 +270,72 @@ impl Session {
     /// Whether the session has ended.
     pub fn is_ended(&self) -> bool {
         self.state.lock().ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake, Waker};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wake_is_kept_until_the_next_wait_and_wakes_coalesce() {
+        let link = ConnLink::new();
+        assert!(link.woken().now_or_never().is_none(), "not woken yet");
+        link.wake();
+        link.wake();
+        assert!(link.woken().now_or_never().is_some(), "kept for the wait");
+        assert!(
+            link.woken().now_or_never().is_none(),
+            "two wakes before a wait are one"
+        );
+    }
+
+    #[test]
+    fn a_waiting_task_is_woken_once_per_burst() {
+        let link = ConnLink::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut wait = Box::pin(link.woken());
+        assert!(wait
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        link.wake();
+        link.wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(wait
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready());
+    }
+
+    #[test]
+    fn the_first_close_request_wins_and_wakes() {
+        let link = ConnLink::new();
+        assert_eq!(link.close_requested(), None);
+        link.request_close(4001, "first");
+        link.request_close(4002, "second");
+        assert_eq!(
+            link.close_requested(),
+            Some(CloseRequest {
+                code: 4001,
+                reason: "first"
+            })
+        );
+        assert!(link.woken().now_or_never().is_some());
     }
 }
