@@ -132,7 +132,7 @@ def run_one(server, scenario, wrap=(), extra_args=(), during=None):
 
 
 # The profile: where each server's time goes per delivery, in the fan-out
-# scenario. Callgrind counts user-space instructions in the measured window
+# scenario and in the paced one (every delivery a turn of its own). Callgrind counts user-space instructions in the measured window
 # (the load generator zeroes the counters when the window opens and dumps
 # them when it closes); `perf stat` counts the system calls of a normal run.
 PROFILED = ["zerorelay", "baseline"]

@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use zerorelay::client::ClientOptions;
 use zerorelay_bench::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,13 +66,12 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     raw_payload_bytes: usize,
     /// Zerorelay clients ack once this many messages are unacknowledged
-    /// (the client engine's `ack.batch`; its default is also 256); 0 never
-    /// acks.
-    #[arg(long, default_value_t = 256)]
+    /// (default: the client engine's `ack.batch`); 0 never acks.
+    #[arg(long, default_value_t = ClientOptions::default().ack.batch)]
     ack_batch: u32,
-    /// …or this long after the first unacknowledged one (the engine's
-    /// `ack.interval_ms`; its default is also 1000).
-    #[arg(long, default_value_t = 1000)]
+    /// …or this long after the first unacknowledged one (default: the
+    /// engine's `ack.interval_ms`).
+    #[arg(long, default_value_t = ClientOptions::default().ack.interval_ms)]
     ack_interval_ms: u64,
     /// The server runs under `valgrind --tool=callgrind`: zero its counters
     /// when the measured window opens and dump them when it closes, so the

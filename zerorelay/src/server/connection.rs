@@ -13,12 +13,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,7 +35,7 @@ use crate::auth::{Action, AuthRequest, Identity};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, Hello, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame, Welcome};
-use crate::session::{new_session_id, ConnLink, RecentReply, Session, Unsent};
+use crate::session::{new_session_id, ConnLink, RecentReply, Session, Signal, Unsent};
 
 /// Items moved from the outbox per lock; the writer loops for more.
 const MAX_BATCH: usize = 256;
@@ -989,38 +988,19 @@ where
 /// buffered). A poll that finds nothing still costs tungstenite a read
 /// attempt and a zero-filled buffer, which was about a fifth of the
 /// instructions of a turn that only writes a delivery. The socket's read
-/// readiness wakes this waker, which sets the flag and wakes the task.
+/// readiness wakes `signal`, which wakes the task.
 struct ReadWaker {
-    state: Arc<ReadState>,
-    /// A waker for `state`, made once.
+    signal: Arc<Signal>,
+    /// A waker for `signal`, made once.
     waker: Waker,
-}
-
-struct ReadState {
-    ready: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for ReadState {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.ready.store(true, Ordering::Release);
-        self.task.wake();
-    }
 }
 
 impl ReadWaker {
     fn new() -> Self {
-        let state = Arc::new(ReadState {
-            ready: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
+        let signal = Arc::new(Signal::new(true));
         ReadWaker {
-            waker: Waker::from(state.clone()),
-            state,
+            waker: Waker::from(signal.clone()),
+            signal,
         }
     }
 
@@ -1033,13 +1013,12 @@ impl ReadWaker {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.state.task.register(cx.waker());
-        if !self.state.ready.swap(false, Ordering::AcqRel) {
+        if self.signal.poll_take(cx).is_pending() {
             return Poll::Pending;
         }
         let polled = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
         if polled.is_ready() {
-            self.state.ready.store(true, Ordering::Release);
+            self.signal.mark();
         }
         polled
     }

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll, Wake};
 use std::time::Instant;
 
 use futures_util::task::AtomicWaker;
@@ -53,19 +53,81 @@ pub struct CloseRequest {
     pub reason: &'static str,
 }
 
+/// A flag that wakes the one task that waits on it: set by anyone, taken by
+/// that task. What a `Notify` does for a single waiter, without its lock
+/// and waiter list. As a [`Wake`], it can be the waker a socket wakes.
+#[derive(Debug)]
+pub(crate) struct Signal {
+    set: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Signal {
+    pub(crate) fn new(set: bool) -> Self {
+        Signal {
+            set: AtomicBool::new(set),
+            task: AtomicWaker::new(),
+        }
+    }
+
+    /// Sets the flag and wakes the waiting task.
+    #[inline]
+    pub(crate) fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.task.wake();
+    }
+
+    /// Sets the flag without a wake-up: for the waiting task itself, which
+    /// takes it on its next look.
+    #[inline]
+    pub(crate) fn mark(&self) {
+        self.set.store(true, Ordering::Release);
+    }
+
+    /// Whether the flag is set.
+    #[inline]
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Ready, clearing the flag, if it is set; otherwise the task is woken
+    /// when it is.
+    #[inline]
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.task.register(cx.waker());
+        // A set between the check and the registration found no waker.
+        if self.set.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.set();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.set();
+    }
+}
+
 /// The link between a session and the connection currently attached to it.
 ///
 /// The router notifies it when deliveries are queued and asks it to close
 /// (slow consumer, take-over, host disconnect); the connection's task reacts.
-/// One task waits on a link, so a flag and that task's waker do what a
-/// `Notify` would without its lock and waiter list: a fan-out wakes every
+/// One task waits on a link, so it is a [`Signal`]: a fan-out wakes every
 /// recipient's link once per message.
 #[derive(Debug)]
 pub struct ConnLink {
     /// A process-unique connection number, for logs and to tell connections apart.
     pub id: u64,
-    woken: AtomicBool,
-    task: AtomicWaker,
+    woken: Signal,
     close: OnceLock<CloseRequest>,
 }
 
@@ -76,8 +138,7 @@ impl ConnLink {
     pub fn new() -> Arc<Self> {
         Arc::new(ConnLink {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            woken: AtomicBool::new(false),
-            task: AtomicWaker::new(),
+            woken: Signal::new(false),
             close: OnceLock::new(),
         })
     }
@@ -90,35 +151,23 @@ impl ConnLink {
         // router queues under the session's lock and the writer drains under
         // it after clearing the flag, so a fan-out that sees the flag set
         // either queued before that drain or saw a newer wake-up's flag.
-        if !self.woken.load(Ordering::Acquire) {
-            self.woken.store(true, Ordering::Release);
-            self.task.wake();
+        if !self.woken.is_set() {
+            self.woken.set();
         }
     }
 
     /// Waits until woken (at once if woken since the last wait). Only the
     /// connection's own task waits.
     pub async fn woken(&self) {
-        poll_fn(|cx| {
-            if self.woken.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
-            }
-            self.task.register(cx.waker());
-            // A wake between the check and the registration saw no waker.
-            if self.woken.swap(false, Ordering::AcqRel) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        poll_fn(|cx| self.woken.poll_take(cx)).await;
     }
 
     /// Asks the connection to close; the first request wins.
     pub fn request_close(&self, code: u16, reason: &'static str) {
         let _ = self.close.set(CloseRequest { code, reason });
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        // Always set (not skipped when already set, as `wake` may be): the
+        // connection's next take of the flag must see the request.
+        self.woken.set();
     }
 
     /// The pending close request, if any.
@@ -321,6 +370,22 @@ mod tests {
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_ready());
+    }
+
+    #[test]
+    fn a_signal_as_a_waker_sets_its_flag_and_wakes_the_task() {
+        let signal = Arc::new(Signal::new(false));
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let task = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&task);
+        assert!(signal.poll_take(&mut cx).is_pending());
+        Waker::from(signal.clone()).wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(signal.poll_take(&mut cx).is_ready());
+        signal.mark();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "mark does not wake");
+        assert!(signal.poll_take(&mut cx).is_ready(), "but is taken");
+        assert!(signal.poll_take(&mut cx).is_pending());
     }
 
     #[test]
