@@ -22,9 +22,14 @@ async fn welcome_names_the_session_user_and_timers() {
         "{session}"
     );
     assert!(session[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+    let key = w["resume_key"].as_str().unwrap();
+    assert!(
+        key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
     assert_eq!(
         w,
-        json!({"type":"welcome","v":1,"session":session,"user":"alice","resumed":false,
+        json!({"type":"welcome","v":1,"session":session,"resume_key":key,"user":"alice","resumed":false,
                "heartbeat_ms":25000,"session_ttl_ms":60000,"server":concat!("zerorelay/", env!("CARGO_PKG_VERSION"))})
     );
     s.stop().await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, start, Client};
+use common::{config, key_of, start, Client};
 use serde_json::json;
 
 #[tokio::test]
@@ -138,6 +138,65 @@ async fn another_users_session_is_not_resumed() {
 }
 
 #[tokio::test]
+async fn a_receiver_cannot_take_over_the_senders_session_without_its_key() {
+    let s = start(config()).await;
+    let mut alice = Client::connect(&s, "alice").await;
+    let mut bob = Client::connect(&s, "bob").await;
+    alice
+        .ok(json!({"type":"send","id":1,"to":"bob","data":"hi"}))
+        .await;
+    let m = bob.message().await;
+    let stolen = m["from_session"].as_str().unwrap().to_owned();
+    assert_eq!(stolen, alice.session);
+    // The session id is public; without the key (missing, wrong, or bob's
+    // own), even as the same user, a resume gets a fresh session.
+    let wrong = [
+        json!({"session":stolen,"last_seq":0}),
+        json!({"session":stolen,"key":"00000000000000000000000000000000","last_seq":0}),
+        json!({"session":stolen,"key":bob.key,"last_seq":0}),
+        json!({"session":stolen,"key":&alice.key[..31],"last_seq":0}),
+    ];
+    for resume in wrong {
+        for user in ["alice", "bob"] {
+            let mut m = Client::raw(&s).await;
+            let w = m
+                .hello(json!({"type":"hello","v":1,"user":user,"resume":resume}))
+                .await;
+            assert_eq!(w["type"], "welcome", "{w}");
+            assert_eq!(w["resumed"], false, "{resume}");
+            assert_ne!(w["session"], json!(stolen));
+            assert_ne!(w["resume_key"], json!(alice.key));
+            m.close().await;
+        }
+    }
+    // Alice was never disturbed, and her session still works.
+    alice.silent(100).await;
+    bob.ok(json!({"type":"send","id":2,"to":"alice","data":"still here"}))
+        .await;
+    assert_eq!(alice.message().await["data"], "still here");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_resumed_session_keeps_its_key() {
+    let s = start(config()).await;
+    let a = Client::connect(&s, "alice").await;
+    let (session, key) = (a.session.clone(), a.key.clone());
+    a.cut();
+    s.wait_detached(&session).await;
+    let (b, w) = Client::resume(&s, "alice", &session, 0).await;
+    assert_eq!(
+        (w["resumed"].as_bool(), w["resume_key"].as_str()),
+        (Some(true), Some(&*key))
+    );
+    b.cut();
+    s.wait_detached(&session).await;
+    let (_c, w) = Client::resume_with_key(&s, "alice", &session, &key, 0).await;
+    assert_eq!(w["resumed"], true);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn resume_ahead_of_the_session_is_refused_with_4000() {
     let s = start(config()).await;
     let a = Client::connect(&s, "alice").await;
@@ -145,7 +204,8 @@ async fn resume_ahead_of_the_session_is_refused_with_4000() {
     a.cut();
     s.wait_detached(&session).await;
     let mut c = Client::raw(&s).await;
-    c.send(json!({"type":"hello","v":1,"user":"alice","resume":{"session":session,"last_seq":9}}))
+    let key = key_of(&session);
+    c.send(json!({"type":"hello","v":1,"user":"alice","resume":{"session":session,"key":key,"last_seq":9}}))
         .await;
     let (code, frames) = c.closed().await;
     assert_eq!(

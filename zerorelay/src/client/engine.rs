@@ -24,7 +24,7 @@ use super::queue::{OfflineQueue, Pushed, Sized_};
 use super::{ClientError, Event};
 use crate::error::ErrorCode;
 use crate::protocol::client::{ClientFrame, Hello, RequestId, Resume, Target};
-use crate::protocol::{close, ServerFrame};
+use crate::protocol::{close, ResumeKey, ServerFrame};
 
 /// Identifies a request made through [`Engine::request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -121,6 +121,10 @@ pub struct Snapshot {
     pub version: u32,
     /// The session to resume.
     pub session: Option<String>,
+    /// Its resume key (from `welcome`); without it the session cannot be
+    /// resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_key: Option<ResumeKey>,
     /// The last seq emitted.
     pub last_seq: u64,
     /// The next request id.
@@ -202,6 +206,7 @@ pub struct Engine {
     token: Option<String>,
     refresh_at: Option<Instant>,
     session: Option<String>,
+    resume_key: Option<ResumeKey>,
     last_seq: u64,
     ack_sent: u64,
     ack_due: Option<Instant>,
@@ -228,6 +233,7 @@ impl Engine {
             has_token_provider,
             refresh_at: None,
             session: None,
+            resume_key: None,
             last_seq: 0,
             ack_sent: 0,
             ack_due: None,
@@ -241,6 +247,7 @@ impl Engine {
         };
         if let Some(s) = snapshot {
             e.session = s.session;
+            e.resume_key = s.resume_key;
             e.last_seq = s.last_seq;
             e.ack_sent = s.last_seq;
             e.next_id = s.next_id.max(1);
@@ -335,6 +342,7 @@ impl Engine {
             user: self.opts.user.clone(),
             resume: self.session.as_ref().map(|s| Resume {
                 session: s.clone(),
+                key: self.resume_key.clone(),
                 last_seq: self.last_seq,
             }),
             client: Some(self.opts.client_name.clone()),
@@ -435,6 +443,9 @@ impl Engine {
             self.ack_due = None;
         }
         self.session = Some(w.session.clone());
+        // A server keeps a session's key across resumes; one that sends
+        // none (before protocol 1.1) leaves nothing to present.
+        self.resume_key = w.resume_key;
         self.emit(Event::Connected {
             session: w.session,
             user: w.user,
@@ -828,6 +839,7 @@ impl Engine {
         Snapshot {
             version: 1,
             session: self.session.clone(),
+            resume_key: self.resume_key.clone(),
             last_seq: self.last_seq,
             next_id: self.next_id,
             groups: self.groups.iter().cloned().collect(),

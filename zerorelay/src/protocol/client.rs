@@ -53,11 +53,18 @@ impl From<&str> for RequestId {
     }
 }
 
-/// `hello.resume`: the session to resume and the last seq the client processed.
+/// The longest resume key accepted in a frame, in bytes.
+pub const MAX_RESUME_KEY_LEN: usize = 128;
+
+/// `hello.resume`: the session to resume, the key that proves it is ours,
+/// and the last seq the client processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
     /// The session id from an earlier `welcome`.
     pub session: String,
+    /// The `resume_key` from that `welcome`. Without the right key the
+    /// server opens a fresh session instead.
+    pub key: Option<super::ResumeKey>,
     /// Every message with `seq <= last_seq` has been processed.
     pub last_seq: u64,
 }
@@ -466,15 +473,18 @@ fn resume(raw: &RawValue) -> Result<Resume, ProtocolError> {
         #[serde(default, borrow, deserialize_with = "present")]
         session: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "present")]
+        key: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
         last_seq: Option<&'a RawValue>,
     }
-    let invalid = || bad("`resume` must be an object with `session` and `last_seq`");
+    let invalid = || bad("`resume` must be an object with `session`, `key` and `last_seq`");
     if !is_object_text(raw.get()) {
         return Err(invalid());
     }
     let r: RawResume<'_> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
     Ok(Resume {
         session: session_id("resume.session", required("resume.session", r.session)?)?,
+        key: r.key.map(resume_key).transpose()?,
         last_seq: uint("resume.last_seq", required("resume.last_seq", r.last_seq)?)?,
     })
 }
@@ -505,6 +515,16 @@ fn session_id(field: &str, v: &RawValue) -> Result<String, ProtocolError> {
         )));
     }
     Ok(s)
+}
+
+fn resume_key(v: &RawValue) -> Result<super::ResumeKey, ProtocolError> {
+    let s = string("resume.key", v)?;
+    if s.is_empty() || s.len() > MAX_RESUME_KEY_LEN {
+        return Err(bad(format!(
+            "`resume.key` must be a key of 1 to {MAX_RESUME_KEY_LEN} bytes"
+        )));
+    }
+    Ok(super::ResumeKey::new(s))
 }
 
 fn uint(field: &str, v: &RawValue) -> Result<u64, ProtocolError> {
@@ -567,12 +587,15 @@ impl serde::Serialize for ClientFrame<'_> {
                     #[derive(serde::Serialize)]
                     struct R<'a> {
                         session: &'a str,
+                        #[serde(skip_serializing_if = "Option::is_none")]
+                        key: Option<&'a str>,
                         last_seq: u64,
                     }
                     m.serialize_entry(
                         "resume",
                         &R {
                             session: &r.session,
+                            key: r.key.as_ref().map(|k| k.expose()),
                             last_seq: r.last_seq,
                         },
                     )?;

@@ -8,13 +8,16 @@
 //! - [`server`]: frames the server sends, encoded once and shared.
 //! - [`names`]: the grammar of group and user names.
 //! - [`close`]: WebSocket close codes and when each is used.
+//! - [`resume_key`]: the secret that proves ownership of a session.
 
 pub mod client;
 pub mod close;
 pub mod names;
+pub mod resume_key;
 pub mod server;
 
 pub use client::{ClientFrame, Hello, ParseError, RequestId, Resume, Target};
+pub use resume_key::ResumeKey;
 pub use server::{Delivery, DeliveryKind, ServerFrame, Welcome};
 
 /// The protocol version this crate speaks.

@@ -42,8 +42,14 @@ impl DeliveryKind {
 pub struct Welcome {
     /// Protocol version in use.
     pub v: u64,
-    /// The session id, to resume with later.
+    /// The session id, to resume with later. A public name, not a
+    /// credential: resuming also needs `resume_key`.
     pub session: String,
+    /// The secret that proves ownership of the session on resume (§9):
+    /// 32 hex digits (128 bits from the server's CSPRNG), sent only on this
+    /// connection's `welcome`. Absent from servers before protocol 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_key: Option<super::ResumeKey>,
     /// The authenticated user, or `null` for an anonymous session.
     pub user: Option<String>,
     /// Whether an earlier session was resumed.

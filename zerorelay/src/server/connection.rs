@@ -154,6 +154,7 @@ where
     let welcome = ServerFrame::Welcome(Welcome {
         v: crate::protocol::VERSION,
         session: session.id.to_string(),
+        resume_key: Some(session.resume_key.clone()),
         user: session.user.as_ref().map(|u| u.to_string()),
         resumed,
         heartbeat_ms: shared.config.server.heartbeat_ms,
@@ -279,7 +280,11 @@ fn open_session(
     let store = shared.router.store();
     if let Some(r) = &hello.resume {
         if let Some(s) = store.get(&r.session) {
-            if s.user.as_deref() == identity.user.as_deref() {
+            let owned = r
+                .key
+                .as_ref()
+                .is_some_and(|k| s.resume_key.matches(k.expose()));
+            if owned && s.user.as_deref() == identity.user.as_deref() {
                 let mut st = s.lock();
                 if !st.ended {
                     st.outbox.resume(r.last_seq).map_err(|m| {

@@ -11,6 +11,7 @@
 
 pub mod outbox;
 pub mod recent;
+
 pub mod store;
 
 use std::collections::HashSet;
@@ -199,6 +200,9 @@ pub struct Session {
     pub id: Arc<str>,
     /// The user, or `None` for an anonymous development session.
     pub user: Option<Arc<str>>,
+    /// The secret a client presents to resume this session (never logged,
+    /// never listed; see [`resume`]).
+    pub resume_key: crate::protocol::ResumeKey,
     /// When the session was created.
     pub created: Instant,
     state: Mutex<SessionState>,
@@ -249,6 +253,7 @@ impl Session {
         Session {
             id,
             user,
+            resume_key: crate::protocol::ResumeKey::generate(),
             created: Instant::now(),
             state: Mutex::new(SessionState {
                 groups: HashSet::new(),

@@ -90,6 +90,23 @@ impl Server {
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub session: String,
+    /// The `resume_key` of the last `welcome`.
+    pub key: String,
+}
+
+/// Every resume key a test client was welcomed with, by session: what the
+/// session's legitimate owner knows (see [`Client::resume`]).
+static KEYS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The key the owner of `session` was given.
+pub fn key_of(session: &str) -> String {
+    KEYS.lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(s, _)| s == session)
+        .map(|(_, k)| k.clone())
+        .unwrap_or_else(|| panic!("no welcome seen for {session}"))
 }
 
 impl Client {
@@ -101,6 +118,7 @@ impl Client {
         Client {
             ws,
             session: String::new(),
+            key: String::new(),
         }
     }
 
@@ -112,16 +130,28 @@ impl Client {
         c
     }
 
-    /// Resumes `session` after `last_seq`.
+    /// Resumes `session` after `last_seq`, as its owner: with the key its
+    /// welcome carried.
     pub async fn resume(
         server: &Server,
         user: &str,
         session: &str,
         last_seq: u64,
     ) -> (Client, Value) {
+        Client::resume_with_key(server, user, session, &key_of(session), last_seq).await
+    }
+
+    /// Resumes `session` presenting `key` (right or wrong).
+    pub async fn resume_with_key(
+        server: &Server,
+        user: &str,
+        session: &str,
+        key: &str,
+        last_seq: u64,
+    ) -> (Client, Value) {
         let mut c = Client::raw(server).await;
         let w = c
-            .hello(json!({"type":"hello","v":1,"user":user,"resume":{"session":session,"last_seq":last_seq}}))
+            .hello(json!({"type":"hello","v":1,"user":user,"resume":{"session":session,"key":key,"last_seq":last_seq}}))
             .await;
         (c, w)
     }
@@ -132,6 +162,10 @@ impl Client {
         let w = self.recv().await;
         if w["type"] == "welcome" {
             self.session = w["session"].as_str().unwrap().to_owned();
+            self.key = w["resume_key"].as_str().unwrap().to_owned();
+            KEYS.lock()
+                .unwrap()
+                .push((self.session.clone(), self.key.clone()));
         }
         w
     }
