@@ -110,6 +110,10 @@ impl Default for SessionConfig {
 pub struct LimitsConfig {
     /// Largest text frame accepted; larger ones get `too_large`.
     pub max_frame_bytes: usize,
+    /// Deepest nesting of arrays and objects in a client frame, counted
+    /// from the frame itself (depth 1), checked once when the frame is
+    /// parsed; deeper frames get `bad_frame` (or `bad_request` with the id).
+    pub max_json_depth: usize,
     /// Frames more than this many times `max_frame_bytes` are not even read:
     /// the connection is closed with 1009.
     pub transport_frame_factor: usize,
@@ -141,6 +145,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_frame_bytes: 64 << 10,
+            max_json_depth: 64,
             transport_frame_factor: 4,
             send_queue: 1_024,
             max_groups_per_session: 256,
@@ -251,6 +256,7 @@ impl Config {
         range("session.max_sessions", se.max_sessions, 1, 100_000_000)?;
         let l = &self.limits;
         range("limits.max_frame_bytes", l.max_frame_bytes, 256, 64 << 20)?;
+        range("limits.max_json_depth", l.max_json_depth, 2, 100_000)?;
         range(
             "limits.transport_frame_factor",
             l.transport_frame_factor,
