@@ -1,6 +1,6 @@
-//! One connection: the `hello` handshake, then a single task that reads
-//! frames, answers requests, writes the session's deliveries in batches, and
-//! keeps the heartbeat.
+//! One connection after its `hello`: a single task that reads frames, has
+//! them answered ([`super::dispatch`]), writes the session's deliveries in
+//! batches ([`super::writer`]) and keeps the heartbeat.
 //!
 //! One task per connection (not a reader and a writer) keeps an idle
 //! connection to one small future (the greeting and the close are boxed and
@@ -8,50 +8,51 @@
 //! output buffer ([`super::frames`]) and written with one call per loop
 //! turn, after every frame that was already readable has been handled and
 //! the outbox drained; tungstenite reads frames, answers pings and closes.
+//!
+//! Whatever happens to the task, its session is released: a panic is
+//! caught at the loop, logged with the frame being handled and answered
+//! with 1011, and a [`Drop`] on the connection detaches the session (and
+//! schedules its expiry) even when the task is torn down mid-way.
 
+use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::value::RawValue;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::frames::Output;
 use super::limiter::{RateLimiter, Strikes};
-use super::listener::refuse;
-use super::{now_ms, HostEvent, RpcContext, Shared, SERVER_NAME};
-use crate::auth::{Action, AuthRequest, Identity};
-use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::client::{self as wire, ClientFrame, Hello, RequestId, Target};
-use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame, Welcome};
-use crate::session::{new_session_id, ConnLink, RecentReply, Session, Signal, Unsent};
+use super::listener::Handshaking;
+use super::Shared;
+use crate::auth::Identity;
+use crate::error::ErrorCode;
+use crate::protocol::client::RequestId;
+use crate::protocol::close;
+use crate::session::{ConnLink, Session, Signal};
 
-/// Items moved from the outbox per lock; the writer loops for more.
-const MAX_BATCH: usize = 256;
-/// Bytes encoded per loop turn before the output is written (one frame
-/// larger than this is written whole).
-const MAX_TURN_BYTES: usize = 64 << 10;
 /// Frames already buffered that are handled before the next flush.
 const MAX_READ_AHEAD: usize = 64;
-/// RPC calls one connection may have in flight.
-const MAX_RPC_IN_FLIGHT: usize = 64;
 
 /// How a connection ends.
 #[derive(Debug)]
-enum End {
-    /// The server closes with this code.
+pub(super) enum End {
+    /// The server closes with this code, through tungstenite.
     Close(u16, &'static str),
+    /// The server closes with this code after tungstenite failed on the
+    /// input (a protocol violation, an oversized frame): the close frame is
+    /// written past it, and the unread input is drained briefly so that the
+    /// client sees the close rather than a reset.
+    Abort(u16, &'static str),
     /// The client sent a close frame with this code.
     ClientClosed(Option<u16>),
     /// The socket is gone (reset, write timeout, EOF without close).
@@ -60,9 +61,9 @@ enum End {
 
 impl End {
     /// Why the connection ended, for the host's `disconnected` event.
-    fn reason(&self) -> String {
+    pub(super) fn reason(&self) -> String {
         match self {
-            End::Close(code, reason) => format!("{reason} ({code})"),
+            End::Close(code, reason) | End::Abort(code, reason) => format!("{reason} ({code})"),
             End::ClientClosed(Some(code)) => format!("closed by the client ({code})"),
             End::ClientClosed(None) => "closed by the client".to_owned(),
             End::Gone(why) => (*why).to_owned(),
@@ -78,288 +79,79 @@ pub(crate) fn run<S>(
     shared: Arc<Shared>,
     ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
+    handshaking: Handshaking,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Made here, not in the async block, so that the block holds a pointer
     // rather than the stream and the arguments for its whole life.
-    let greeting = Box::pin(greet(shared, ws, peer));
+    let greeting = Box::pin(super::handshake::greet(shared, ws, peer, handshaking));
     async move {
         let Some((mut conn, greeted)) = greeting.await else {
             return;
         };
         let end = match greeted {
-            Ok(()) => conn.run().await,
+            Ok(()) => match AssertUnwindSafe(conn.run()).catch_unwind().await {
+                Ok(end) => end,
+                Err(panic) => {
+                    tracing::error!(
+                        session = %conn.session.id,
+                        frame_type = conn.frame_type,
+                        panic = panic_message(&*panic),
+                        "A connection task panicked; the connection is closed with 1011 and its session stays resumable. This is a bug."
+                    );
+                    End::Close(close::INTERNAL, "internal error")
+                }
+            },
             Err(e) => e,
         };
         Box::pin(conn.finish(end)).await;
     }
 }
 
-/// Reads `hello`, authenticates, opens or resumes the session and writes
-/// `welcome` (with what the session already holds). `None` when the client
-/// was refused.
-async fn greet<S>(
-    shared: Arc<Shared>,
-    mut ws: WebSocketStream<S>,
-    peer: Option<SocketAddr>,
-) -> Option<(Conn<S>, Result<(), End>)>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let hello = read_hello(&shared, &mut ws, deadline).await?;
-    let request = AuthRequest {
-        token: hello.token.as_deref(),
-        user: hello.user.as_deref(),
-        remote: peer,
-        client: hello.client.as_deref(),
-    };
-    let identity = match tokio::time::timeout_at(deadline, shared.auth.authenticate(request)).await
-    {
-        Ok(Ok(identity)) => identity,
-        Ok(Err(e)) => {
-            tracing::debug!(?peer, error = %e, "Refused a connection whose authentication failed.");
-            refuse(
-                &mut ws,
-                Some((e.code, &e.message)),
-                close::AUTH_FAILED,
-                "authentication failed",
-            )
-            .await;
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!(?peer, "Closed a connection whose authentication did not finish within server.hello_timeout_ms.");
-            refuse(
-                &mut ws,
-                Some((ErrorCode::Internal, "authentication did not finish in time")),
-                close::INTERNAL,
-                "authentication timeout",
-            )
-            .await;
-            return None;
-        }
-    };
-    let link = ConnLink::new();
-    let (session, resumed) = match open_session(&shared, &identity, &hello, &link) {
-        Ok(s) => s,
-        Err((e, code)) => {
-            refuse(&mut ws, Some((e.code, &e.message)), code, "session refused").await;
-            return None;
-        }
-    };
-    let welcome = ServerFrame::Welcome(Welcome {
-        v: crate::protocol::VERSION,
-        session: session.id.to_string(),
-        resume_key: Some(session.resume_key.clone()),
-        user: session.user.as_ref().map(|u| u.to_string()),
-        resumed,
-        heartbeat_ms: shared.config.server.heartbeat_ms,
-        session_ttl_ms: shared.config.session.ttl_ms,
-        server: SERVER_NAME.to_owned(),
-    });
-    tracing::debug!(?peer, session = %session.id, resumed, conn = link.id, client = hello.client.as_deref().unwrap_or(""), "A client said hello.");
-    shared.events.emit(|| HostEvent::Connected {
-        session: session.id.to_string(),
-        user: session.user.as_ref().map(|u| u.to_string()),
-        resumed,
-        remote: peer.map(|p| p.to_string()),
-    });
-    let now = Instant::now();
-    let mut conn = Conn {
-        limiter: RateLimiter::new(
-            shared.config.limits.rate_per_sec,
-            shared.config.limits.rate_burst,
-            now,
-        ),
-        strikes: Strikes::new(shared.config.limits.abuse_strikes, now),
-        write_timeout: Duration::from_millis(shared.config.server.write_timeout_ms),
-        shared,
-        ws,
-        session,
-        link,
-        identity,
-        last_seen: now,
-        out: Output::default(),
-        refreshing: None,
-        streaming: false,
-        ws_may_hold: true,
-        readable: ReadWaker::new(),
-        rpc_in_flight: Arc::new(AtomicUsize::new(0)),
-        deadline: tokio::time::Instant::now(),
-    };
-    conn.deadline = tokio::time::Instant::now() + conn.write_timeout;
-    let _ = conn.write(&welcome.encode());
-    let greeted = match conn.drain() {
-        Ok(()) => conn.flush().await,
-        e => e,
-    };
-    Some((conn, greeted))
+/// The text of a panic's payload, when it has one.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
-/// Waits for the first frame, which must be a valid `hello`.
-async fn read_hello<S>(
-    shared: &Shared,
-    ws: &mut WebSocketStream<S>,
-    deadline: tokio::time::Instant,
-) -> Option<Hello>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let max = shared.config.limits.max_frame_bytes;
-    loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => {
-                refuse(ws, None, close::HELLO_TIMEOUT, "hello timeout").await;
-                return None;
-            }
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => {
-                if is_too_big(&e) {
-                    refuse(
-                        ws,
-                        Some((ErrorCode::TooLarge, "frame is over the transport limit")),
-                        close::TOO_BIG,
-                        "frame too large",
-                    )
-                    .await;
-                }
-                return None;
-            }
-            Ok(Some(Ok(m))) => m,
-        };
-        let refusal: (ErrorCode, String) = match msg {
-            Message::Text(t) if t.len() > max => (
-                ErrorCode::TooLarge,
-                format!(
-                    "frame of {} bytes is over the limit of {max} bytes",
-                    t.len()
-                ),
-            ),
-            Message::Text(t) => match wire::parse(&t) {
-                Ok(ClientFrame::Hello(h)) => return Some(h),
-                Ok(other) => (
-                    ErrorCode::BadRequest,
-                    format!("the first frame must be hello, not {}", other.type_name()),
-                ),
-                Err(e) => (e.error.code, e.error.message.into_owned()),
-            },
-            Message::Binary(_) => (
-                ErrorCode::Unsupported,
-                "binary frames are not supported: protocol v1 is JSON text".to_owned(),
-            ),
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        refuse(
-            ws,
-            Some((refusal.0, &refusal.1)),
-            close::BAD_HELLO,
-            "bad hello",
-        )
-        .await;
-        return None;
-    }
-}
-
-fn is_too_big(e: &WsError) -> bool {
-    matches!(e, WsError::Capacity(CapacityError::MessageTooLong { .. }))
-}
-
-/// Resumes the session named in `hello.resume` when it exists, is not ended
-/// and belongs to the same identity; otherwise opens a new one.
-fn open_session(
-    shared: &Shared,
-    identity: &Identity,
-    hello: &Hello,
-    link: &Arc<ConnLink>,
-) -> Result<(Arc<Session>, bool), (ProtocolError, u16)> {
-    let store = shared.router.store();
-    if let Some(r) = &hello.resume {
-        if let Some(s) = store.get(&r.session) {
-            let owned = r
-                .key
-                .as_ref()
-                .is_some_and(|k| s.resume_key.matches(k.expose()));
-            if owned && s.user.as_deref() == identity.user.as_deref() {
-                let mut st = s.lock();
-                if !st.ended {
-                    st.outbox.resume(r.last_seq).map_err(|m| {
-                        (
-                            ProtocolError::new(ErrorCode::BadRequest, m),
-                            close::BAD_HELLO,
-                        )
-                    })?;
-                    let old = st.conn.replace(link.clone());
-                    st.detached_since = None;
-                    st.replies.clear();
-                    drop(st);
-                    if let Some(old) = old {
-                        tracing::debug!(session = %s.id, old = old.id, new = link.id, "A newer connection took over a session.");
-                        old.request_close(close::TAKEN_OVER, "session taken over");
-                    }
-                    link.wake();
-                    return Ok((s, true));
-                }
-            }
-        }
-    }
-    let max = shared.config.session.max_sessions;
-    if store.len() >= max {
-        tracing::warn!(
-            limit = max,
-            "Refused a new session: session.max_sessions reached."
-        );
-        return Err((
-            ProtocolError::new(
-                ErrorCode::LimitExceeded,
-                "the server is at its session limit",
-            ),
-            close::TRY_AGAIN_LATER,
-        ));
-    }
-    let s = Arc::new(Session::new(
-        new_session_id(),
-        identity.user.as_deref().map(Arc::from),
-        shared.router.limits(),
-    ));
-    {
-        let mut st = s.lock();
-        st.conn = Some(link.clone());
-        st.detached_since = None;
-    }
-    store.insert(s.clone());
-    Ok((s, false))
-}
-
-struct Conn<S> {
-    shared: Arc<Shared>,
-    ws: WebSocketStream<S>,
-    session: Arc<Session>,
-    link: Arc<ConnLink>,
-    identity: Identity,
-    limiter: RateLimiter,
-    strikes: Strikes,
-    last_seen: Instant,
+/// A connection with its session.
+pub(super) struct Conn<S> {
+    pub(super) shared: Arc<Shared>,
+    pub(super) ws: WebSocketStream<S>,
+    pub(super) session: Arc<Session>,
+    pub(super) link: Arc<ConnLink>,
+    pub(super) identity: Identity,
+    /// Frames of every kind but acks.
+    pub(super) limiter: RateLimiter,
+    /// Acks, with their own budget.
+    pub(super) acks: RateLimiter,
+    /// Client broadcasts, with their own budget.
+    pub(super) broadcasts: RateLimiter,
+    pub(super) strikes: Strikes,
+    pub(super) last_seen: Instant,
     /// Frames (answers, then deliveries) waiting for the next flush.
-    out: Output,
+    pub(super) out: Output,
     /// The last drain took more than one message: more are likely on the way.
-    streaming: bool,
+    pub(super) streaming: bool,
     /// tungstenite may hold output (a pong it owes, from a read) that must
     /// be written before the output buffer.
-    ws_may_hold: bool,
+    pub(super) ws_may_hold: bool,
     /// Whether the socket may have a frame to read (see [`ReadWaker`]).
-    readable: ReadWaker,
+    pub(super) readable: ReadWaker,
     /// A `refresh` read and not yet answered (its id and token).
-    refreshing: Option<(Option<RequestId>, String)>,
-    rpc_in_flight: Arc<AtomicUsize>,
-    write_timeout: Duration,
+    pub(super) refreshing: Option<(Option<RequestId>, String)>,
+    pub(super) rpc_in_flight: Arc<AtomicUsize>,
+    pub(super) write_timeout: Duration,
     /// Writes started in this loop turn must finish by then (one clock read
     /// per turn rather than a timer per frame).
-    deadline: tokio::time::Instant,
+    pub(super) deadline: tokio::time::Instant,
+    /// The type of the frame being handled, for the log of a panic.
+    pub(super) frame_type: &'static str,
 }
 
 impl<S> Conn<S>
@@ -433,11 +225,13 @@ where
                 Ok(()) if read => self.read_ahead(),
                 e => e,
             };
-            // A `refresh` waits for the authenticator; the frames after it
-            // are read once it is answered.
+            // A `refresh` waits for the authenticator (at most
+            // server.hello_timeout_ms); the frames after it are read once it
+            // is answered.
             let step = match step {
                 Ok(()) => match self.refreshing.take() {
                     Some((id, token)) => {
+                        self.frame_type = "refresh";
                         // Boxed: an authenticator's future is large and rare.
                         let r = Box::pin(self.refresh(&token)).await;
                         self.answer(id.as_ref(), r)
@@ -500,21 +294,7 @@ where
     fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
         let msg = match msg {
             None => return Err(End::Gone("connection closed without a close frame")),
-            Some(Err(e)) if is_too_big(&e) => {
-                let max = self.shared.config.limits.max_frame_bytes
-                    * self.shared.config.limits.transport_frame_factor;
-                let _ = self.reply_error(
-                    None,
-                    ErrorCode::TooLarge,
-                    &format!("frame is over the transport limit of {max} bytes"),
-                    false,
-                );
-                return Err(End::Close(close::TOO_BIG, "frame too large"));
-            }
-            Some(Err(e)) => {
-                tracing::debug!(session = %self.session.id, error = %e, "A connection failed.");
-                return Err(End::Gone("read error"));
-            }
+            Some(Err(e)) => return Err(self.on_read_error(e)),
             Some(Ok(m)) => m,
         };
         self.last_seen = Instant::now();
@@ -531,458 +311,77 @@ where
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Result<(), End> {
-        let max = self.shared.config.limits.max_frame_bytes;
-        if text.len() > max {
-            tracing::debug!(session = %self.session.id, bytes = text.len(), "Refused a frame over limits.max_frame_bytes.");
-            let m = format!(
-                "frame of {} bytes is over the limit of {max} bytes",
-                text.len()
-            );
-            return self.reply_error(None, ErrorCode::TooLarge, &m, true);
-        }
-        // Acks are most of what a busy reader sends: the canonical form skips
-        // the general parser.
-        if let Some(seq) = wire::canonical_ack(text) {
-            let r = self.session.lock().outbox.ack(seq);
-            return match r {
-                Ok(()) => Ok(()),
-                Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
-            };
-        }
-        let frame = match wire::parse(text) {
-            Ok(f) => f,
-            Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
-        };
-        // Acks are exempt: a fast reader acknowledges in proportion to what
-        // it is sent, and refusing its acks would only grow its outbox.
-        let is_ack = matches!(frame, ClientFrame::Ack { .. });
-        if !is_ack && !self.limiter.allow(Instant::now()) {
-            tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
-            let id = frame.id().cloned();
-            return self.reply_error(
-                id.as_ref(),
-                ErrorCode::RateLimited,
-                "too many frames: slow down",
-                true,
-            );
-        }
-        match frame {
-            ClientFrame::Hello(_) => self.reply_error(
-                None,
-                ErrorCode::BadRequest,
-                "hello was already received on this connection",
-                true,
-            ),
-            ClientFrame::Ack { seq } => {
-                let r = self.session.lock().outbox.ack(seq);
-                match r {
-                    Ok(()) => Ok(()),
-                    Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
-                }
+    /// How a read error ends the connection: a frame over the transport
+    /// limit with 1009 (after a `too_large` error), a violation of RFC 6455
+    /// with 1002, invalid UTF-8 in a text frame with 1007; an I/O error
+    /// leaves nothing to close.
+    fn on_read_error(&mut self, e: WsError) -> End {
+        match e {
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                let max = self.shared.config.limits.max_frame_bytes
+                    * self.shared.config.limits.transport_frame_factor;
+                let _ = self.reply_error(
+                    None,
+                    ErrorCode::TooLarge,
+                    &format!("frame is over the transport limit of {max} bytes"),
+                    false,
+                );
+                End::Abort(close::TOO_BIG, "frame too large")
             }
-            ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
-            ClientFrame::Join { id, group } => {
-                let r = self.join(group);
-                self.answer(id.as_ref(), r)
+            WsError::Capacity(_) | WsError::Protocol(_) => {
+                tracing::debug!(session = %self.session.id, error = %e, "Closed a connection that broke the WebSocket protocol.");
+                End::Abort(close::PROTOCOL, "websocket protocol error")
             }
-            ClientFrame::Leave { id, group } => {
-                let r = self.leave(&group);
-                self.answer(id.as_ref(), r)
+            WsError::Utf8(_) => {
+                tracing::debug!(session = %self.session.id, "Closed a connection that sent a text frame that is not UTF-8.");
+                End::Abort(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
             }
-            ClientFrame::Send { id, target, data } => self.routed(id, |c| c.send(&target, data)),
-            ClientFrame::Publish {
-                id,
-                group,
-                data,
-                echo,
-            } => self.routed(id, |c| c.publish(&group, data, echo)),
-            ClientFrame::Broadcast { id, data, echo } => {
-                self.routed(id, |c| c.broadcast(data, echo))
-            }
-            ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data),
-            ClientFrame::Refresh { id, token } => {
-                self.refreshing = Some((id, token));
-                Ok(())
+            e => {
+                tracing::debug!(session = %self.session.id, error = %e, "A connection failed.");
+                End::Gone("read error")
             }
         }
     }
 
-    /// A routing request: answered from memory when its id was seen before,
-    /// otherwise routed once and its answer remembered.
-    fn routed(
-        &mut self,
-        id: Option<RequestId>,
-        route: impl FnOnce(&Self) -> Result<(), ProtocolError>,
-    ) -> Result<(), End> {
-        if let Some(id) = &id {
-            let seen = self.session.lock().recent.get(id).cloned();
-            match seen {
-                Some(RecentReply::Done(frame)) => return self.write(&frame),
-                Some(RecentReply::Pending) => return Ok(()),
-                None => {}
-            }
-        }
-        let result = route(self);
-        let Some(id) = id else {
-            return match result {
-                Ok(()) => Ok(()),
-                Err(e) => self.reply_error(None, e.code, &e.message, false),
-            };
-        };
-        let frame = match &result {
-            Ok(()) => ServerFrame::ok(&id),
-            Err(e) => ServerFrame::error(Some(&id), e.code, &e.message),
-        }
-        .encode();
-        self.session
-            .lock()
-            .recent
-            .insert(id, RecentReply::Done(frame.clone()));
-        self.write(&frame)
+    /// Releases the session when this connection is still the one attached:
+    /// detaches it and schedules its expiry; a session something else
+    /// detached (a slow-consumer close) is scheduled too. Returns whether
+    /// it was attached.
+    pub(super) fn release(&self) -> bool {
+        release(&self.shared, &self.session, &self.link, true)
     }
+}
 
-    fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
-        self.shared.auth.authorize(&self.identity, &action)
+/// Detaches `session` from `link` if it is still attached to it, and
+/// schedules the expiry of the session it left detached (with `adopt`,
+/// also of one left detached earlier by a slow-consumer close). Returns
+/// whether it was attached.
+fn release(shared: &Shared, session: &Arc<Session>, link: &Arc<ConnLink>, adopt: bool) -> bool {
+    let (attached, detached) = {
+        let mut st = session.lock();
+        let attached = st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, link));
+        if attached {
+            st.conn = None;
+            st.replies.clear();
+            st.slow_since = None;
+            st.detached_since = Some(Instant::now());
+        }
+        (attached, st.conn.is_none() && !st.ended)
+    };
+    if detached && (attached || adopt) {
+        shared
+            .expiry
+            .schedule(session, Instant::now() + shared.config.session_ttl());
     }
+    attached
+}
 
-    fn delivery(&self, kind: DeliveryKind, group: Option<&str>, data: &RawValue) -> Delivery {
-        Delivery::new(
-            kind,
-            self.session.user.as_deref(),
-            Some(&self.session.id),
-            group,
-            data.get(),
-            now_ms(),
-        )
-    }
-
-    fn send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
-        if matches!(target, Target::Session(_)) && !self.shared.config.features.send_to_session {
-            return Err(ProtocolError::new(
-                ErrorCode::Forbidden,
-                "sending to a session id is disabled on this server",
-            ));
-        }
-        self.authorize(Action::Send { target })?;
-        let d = self.delivery(DeliveryKind::Direct, None, data);
-        let router = &self.shared.router;
-        match target {
-            Target::User(u) => router.to_user(u, Some(&self.session), &d).map(drop),
-            Target::Session(s) => router.to_session(s, &d).map(drop),
-        }
-    }
-
-    fn publish(&self, group: &str, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
-        self.authorize(Action::Publish { group })?;
-        let d = self.delivery(DeliveryKind::Group, Some(group), data);
-        let exclude = (!echo).then_some(&*self.session);
-        self.shared.router.to_group(group, exclude, &d);
-        Ok(())
-    }
-
-    fn broadcast(&self, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
-        if !self.shared.config.features.client_broadcast {
-            return Err(ProtocolError::new(
-                ErrorCode::Forbidden,
-                "client broadcast is disabled on this server",
-            ));
-        }
-        self.authorize(Action::Broadcast)?;
-        let d = self.delivery(DeliveryKind::Broadcast, None, data);
-        let exclude = (!echo).then_some(&*self.session);
-        self.shared.router.to_all(exclude, &d);
-        Ok(())
-    }
-
-    fn join(&self, group: String) -> Result<(), ProtocolError> {
-        self.authorize(Action::Join { group: &group })?;
-        let group: Arc<str> = group.into();
-        let max = self.shared.router.limits().max_groups;
-        {
-            let mut st = self.session.lock();
-            if st.groups.contains(&group) {
-                return Ok(());
-            }
-            if st.groups.len() >= max {
-                tracing::debug!(session = %self.session.id, limit = max, "Refused a join: limits.max_groups_per_session reached.");
-                return Err(ProtocolError::new(
-                    ErrorCode::LimitExceeded,
-                    format!("a session may be in at most {max} groups"),
-                ));
-            }
-            st.groups.insert(group.clone());
-        }
-        let store = self.shared.router.store();
-        store.join(&group, &self.session);
-        if self.session.is_ended() {
-            // The session ended while joining: undo, so no membership dangles.
-            store.leave(&group, &self.session.id);
-        }
-        Ok(())
-    }
-
-    fn leave(&self, group: &str) -> Result<(), ProtocolError> {
-        self.session.lock().groups.remove(group);
-        self.shared.router.store().leave(group, &self.session.id);
-        Ok(())
-    }
-
-    async fn refresh(&mut self, token: &str) -> Result<(), ProtocolError> {
-        let request = AuthRequest {
-            token: Some(token),
-            user: self.identity.user.as_deref(),
-            remote: None,
-            client: None,
-        };
-        let fresh = self.shared.auth.authenticate(request).await?;
-        if fresh.user != self.identity.user {
-            return Err(ProtocolError::new(
-                ErrorCode::Forbidden,
-                "a refreshed token must be for the same user",
-            ));
-        }
-        self.identity.expires_at = fresh.expires_at;
-        Ok(())
-    }
-
-    fn rpc(&mut self, id: RequestId, method: &str, data: Option<&RawValue>) -> Result<(), End> {
-        let seen = self.session.lock().recent.get(&id).cloned();
-        match seen {
-            Some(RecentReply::Done(frame)) => return self.write(&frame),
-            Some(RecentReply::Pending) => return Ok(()),
-            None => {}
-        }
-        let arg = match data {
-            None => serde_json::Value::Null,
-            Some(d) => serde_json::from_str(d.get()).expect("rpc data was parsed as JSON already"),
-        };
-        let ctx = RpcContext {
-            session: self.session.id.to_string(),
-            user: self.identity.user.clone(),
-        };
-        let call = self.authorize(Action::Rpc { method }).and_then(|()| {
-            self.shared.rpc.call(method, ctx, arg).ok_or_else(|| {
-                ProtocolError::new(ErrorCode::NotFound, format!("no rpc method {method:?}"))
-            })
-        });
-        let fut = match call {
-            Ok(fut) => fut,
-            Err(e) => {
-                let frame = ServerFrame::error(Some(&id), e.code, &e.message).encode();
-                self.session
-                    .lock()
-                    .recent
-                    .insert(id, RecentReply::Done(frame.clone()));
-                return self.write(&frame);
-            }
-        };
-        if self.rpc_in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_RPC_IN_FLIGHT {
-            self.rpc_in_flight.fetch_sub(1, Ordering::AcqRel);
-            let m =
-                format!("at most {MAX_RPC_IN_FLIGHT} rpc calls may be in flight per connection");
-            return self.reply_error(Some(&id), ErrorCode::LimitExceeded, &m, false);
-        }
-        self.session
-            .lock()
-            .recent
-            .insert(id.clone(), RecentReply::Pending);
-        let session = self.session.clone();
-        let in_flight = self.rpc_in_flight.clone();
-        let method = method.to_owned();
-        tokio::spawn(async move {
-            let frame = match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(Ok(v)) => match serde_json::value::to_raw_value(&v) {
-                    Ok(data) => ServerFrame::Result {
-                        id: id.clone(),
-                        data,
-                    },
-                    Err(_) => {
-                        ServerFrame::error(Some(&id), ErrorCode::Internal, "the result is not JSON")
-                    }
-                },
-                Ok(Err(e)) => ServerFrame::error(Some(&id), e.code, &e.message),
-                Err(_) => {
-                    tracing::error!(method, "An rpc handler panicked.");
-                    ServerFrame::error(Some(&id), ErrorCode::Internal, "the rpc handler failed")
-                }
-            }
-            .encode();
-            session
-                .lock()
-                .recent
-                .insert(id, RecentReply::Done(frame.clone()));
-            session.reply(frame);
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
-        Ok(())
-    }
-
-    /// Answers a non-routing request: `ok` when it has an id, `error` always
-    /// on failure.
-    fn answer(&mut self, id: Option<&RequestId>, r: Result<(), ProtocolError>) -> Result<(), End> {
-        match (r, id) {
-            (Ok(()), Some(id)) => self.write(&ServerFrame::ok(id).encode()),
-            (Ok(()), None) => Ok(()),
-            (Err(e), id) => self.reply_error(id, e.code, &e.message, false),
-        }
-    }
-
-    /// Sends an `error`. `strike` counts it as bad input towards the abuse
-    /// limit, past which the connection is closed with 1008.
-    fn reply_error(
-        &mut self,
-        id: Option<&RequestId>,
-        code: ErrorCode,
-        message: &str,
-        strike: bool,
-    ) -> Result<(), End> {
-        self.write(&ServerFrame::error(id, code, message).encode())?;
-        if strike && self.strikes.strike(Instant::now()) {
-            tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
-            return Err(End::Close(close::POLICY, "too many refused frames"));
-        }
-        Ok(())
-    }
-
-    /// Moves queued replies and deliveries into the output buffer, encoding
-    /// them under the session's lock (no copy of the queue is made).
-    fn drain(&mut self) -> Result<(), End> {
-        if let Some(req) = self.link.close_requested() {
-            return Err(End::Close(req.code, req.reason));
-        }
-        let out = &mut self.out;
-        let mut st = self.session.lock();
-        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.link)) {
-            return Err(End::Close(close::TAKEN_OVER, "session taken over"));
-        }
-        for r in st.replies.drain(..) {
-            out.text(&r);
-        }
-        let mut seq_text = itoa::Buffer::new();
-        let mut taken = 0;
-        let more = st.outbox.send_next(MAX_BATCH, |item| {
-            taken += 1;
-            match item {
-                Unsent::Message(seq, d) => {
-                    let [a, b, c] = d.frame_parts(seq_text.format(seq));
-                    out.text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
-                }
-                Unsent::Gap(from_seq, to_seq) => out.text(
-                    &ServerFrame::Gap {
-                        from_seq,
-                        to_seq,
-                        reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
-                    }
-                    .encode(),
-                ),
-            }
-            // Large messages: write what is encoded before taking more.
-            out.len() < MAX_TURN_BYTES
-        });
-        drop(st);
-        self.streaming = taken > 1;
-        if more {
-            self.link.wake();
-        }
-        Ok(())
-    }
-
-    /// Queues a frame this connection answers with; it is written before
-    /// the next deliveries, in order.
-    fn write(&mut self, text: &str) -> Result<(), End> {
-        self.out.text(text);
-        Ok(())
-    }
-
-    /// Writes the output buffer to the socket, after anything tungstenite
-    /// holds (a pong it owes), all within the turn's deadline.
-    async fn flush(&mut self) -> Result<(), End> {
-        let ws = &mut self.ws;
-        let out = &mut self.out;
-        let ws_may_hold = std::mem::take(&mut self.ws_may_hold);
-        let mut write = std::pin::pin!(async {
-            if ws_may_hold {
-                ws.flush().await.map_err(|_| ())?;
-            }
-            out.write_to(ws.get_mut()).await.map_err(|_| ())
-        });
-        // Most writes complete at once; only one that has to wait for the
-        // socket gets a timer.
-        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-        let written = match first {
-            Poll::Ready(r) => Ok(r),
-            Poll::Pending => tokio::time::timeout_at(self.deadline, write).await,
-        };
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(())) => Err(End::Gone("write error")),
-            Err(_) => Err(End::Gone("write timeout")),
-        }
-    }
-
-    /// Closes the connection as `end` says and detaches the session (ending
-    /// it when the client closed cleanly).
-    async fn finish(mut self, end: End) {
-        self.deadline = tokio::time::Instant::now() + self.write_timeout;
-        // Only a close with 1000 says the client is done with its session;
-        // any other close (including one without a code) keeps it resumable.
-        let clean = matches!(end, End::ClientClosed(Some(close::NORMAL)));
-        match &end {
-            End::Close(code, reason) => {
-                // The answer that explains the close (an `error`) goes first.
-                let _ = self.flush().await;
-                if *code == close::GOING_AWAY {
-                    // Graceful shutdown: write what is already queued first.
-                    for _ in 0..64 {
-                        if self.drain().is_err() || self.flush().await.is_err() {
-                            break;
-                        }
-                        if self.session.lock().outbox.unsent() == 0 {
-                            break;
-                        }
-                    }
-                }
-                let frame = CloseFrame {
-                    code: CloseCode::from(*code),
-                    reason: (*reason).into(),
-                };
-                let ws = &mut self.ws;
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    ws.send(Message::Close(Some(frame))).await?;
-                    while let Some(Ok(_)) = ws.next().await {}
-                    Ok::<_, WsError>(())
-                })
-                .await;
-            }
-            End::ClientClosed(_) => {
-                self.deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-                let _ = self.flush().await;
-            }
-            End::Gone(_) => {}
-        }
-        tracing::debug!(session = %self.session.id, conn = self.link.id, ?end, "A connection ended.");
-        let ttl_zero = self.shared.config.session.ttl_ms == 0;
-        let end_session = {
-            let mut st = self.session.lock();
-            if st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.link)) {
-                st.conn = None;
-                st.replies.clear();
-                st.detached_since = Some(Instant::now());
-                clean || ttl_zero
-            } else {
-                false
-            }
-        };
-        let shared = &self.shared;
-        shared.events.emit(|| HostEvent::Disconnected {
-            session: self.session.id.to_string(),
-            user: self.session.user.as_ref().map(|u| u.to_string()),
-            reason: end.reason(),
-        });
-        if end_session {
-            super::end_session(shared, &self.session, close::NORMAL, "session closed");
-        }
+impl<S> Drop for Conn<S> {
+    /// A connection torn down without [`Conn::finish`] (a panic while
+    /// closing, a runtime shutting down) still leaves its session detached
+    /// and expiring, never attached to a connection that is gone.
+    fn drop(&mut self) {
+        release(&self.shared, &self.session, &self.link, false);
     }
 }
 
@@ -994,14 +393,14 @@ where
 /// attempt and a zero-filled buffer, which was about a fifth of the
 /// instructions of a turn that only writes a delivery. The socket's read
 /// readiness wakes `signal`, which wakes the task.
-struct ReadWaker {
+pub(super) struct ReadWaker {
     signal: Arc<Signal>,
     /// A waker for `signal`, made once.
     waker: Waker,
 }
 
 impl ReadWaker {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let signal = Arc::new(Signal::new(true));
         ReadWaker {
             waker: Waker::from(signal.clone()),
@@ -1010,7 +409,14 @@ impl ReadWaker {
     }
 
     /// The next frame, if the socket may have one.
-    fn poll_frame<S>(
+    ///
+    /// No readiness is lost: when tungstenite finds no whole frame (part of
+    /// one may have arrived), the socket will wake `signal`, and the task's
+    /// waker is registered on `signal` before this returns `Pending`. Taking
+    /// the flag without registering (it was set) and then finding only part
+    /// of a frame used to leave the rest of it unread until some other
+    /// wake-up, up to a heartbeat later.
+    pub(super) fn poll_frame<S>(
         &self,
         ws: &mut WebSocketStream<S>,
         cx: &mut Context<'_>,
@@ -1018,13 +424,17 @@ impl ReadWaker {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if self.signal.poll_take(cx).is_pending() {
-            return Poll::Pending;
+        loop {
+            // Registers the task's waker when the flag is clear; takes a
+            // readiness that arrived since the last poll.
+            if self.signal.poll_take(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let polled = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
+            if polled.is_ready() {
+                self.signal.mark();
+                return polled;
+            }
         }
-        let polled = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
-        if polled.is_ready() {
-            self.signal.mark();
-        }
-        polled
     }
 }

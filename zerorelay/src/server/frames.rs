@@ -17,6 +17,7 @@ const KEEP_CAPACITY: usize = 4 << 10;
 
 const FIN: u8 = 0x80;
 const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 
 /// Frames waiting to be written.
@@ -39,6 +40,19 @@ impl Output {
         for p in parts {
             self.buf.extend_from_slice(p);
         }
+    }
+
+    /// Appends a close frame: the code, then as much of `reason` as fits a
+    /// control frame (125 bytes in all), cut at a character boundary. For
+    /// closes written past tungstenite, after it failed on the input.
+    pub(crate) fn close(&mut self, code: u16, reason: &str) {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.header(OP_CLOSE, 2 + end);
+        self.buf.extend_from_slice(&code.to_be_bytes());
+        self.buf.extend_from_slice(&reason.as_bytes()[..end]);
     }
 
     /// Appends an empty ping.
@@ -147,6 +161,13 @@ mod tests {
                 ),
             ]
         );
+        let mut o = Output::default();
+        o.close(1002, &"é".repeat(100));
+        let frames = parse(o.bytes());
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].1.len() <= 125);
+        assert_eq!(&frames[0].1[..2], &1002u16.to_be_bytes());
+        assert!(std::str::from_utf8(&frames[0].1[2..]).is_ok());
         // RFC 6455 §5.2: FIN + text, then 126 and a 16-bit length.
         let mut o = Output::default();
         o.text(&"x".repeat(300));

@@ -23,6 +23,13 @@ impl RateLimiter {
         }
     }
 
+    /// Takes `cost` tokens after the fact (work a frame turned out to
+    /// cause): the bucket may go into debt, down to one burst below empty,
+    /// and later frames are refused until it refills.
+    pub fn charge(&mut self, cost: f64) {
+        self.tokens = (self.tokens - cost).max(-self.burst);
+    }
+
     /// Takes one token; `false` when the bucket is empty.
     pub fn allow(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -81,6 +88,16 @@ mod tests {
         assert!(!r.allow(t0));
         assert!(r.allow(t0 + Duration::from_millis(100)));
         assert!(!r.allow(t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_charge_puts_the_bucket_in_debt_until_it_refills() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(10, 10, t0);
+        r.charge(15.0);
+        assert!(!r.allow(t0));
+        assert!(!r.allow(t0 + Duration::from_millis(500)));
+        assert!(r.allow(t0 + Duration::from_millis(700)));
     }
 
     #[test]

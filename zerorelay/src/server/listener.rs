@@ -1,8 +1,9 @@
 //! Accepting connections: TCP, the WebSocket upgrade on `/ws`, the
-//! connection cap, and draining on shutdown.
+//! connection cap (counted from accept), the per-address bound on
+//! connections still in their handshake, and draining on shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use futures_util::future::Either;
 use futures_util::{FutureExt, SinkExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,16 +19,21 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::frames::Output;
 use super::{connection, Shared};
 use crate::error::{ErrorCode, Result};
 use crate::protocol::{close, ServerFrame, WS_PATH};
 
 /// Accepts until shutdown, then waits for connections to drain.
+/// Refuses development mode on a non-loopback address (see
+/// [`crate::Config::check_exposure`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<()> {
     let mut shutdown = shared.shutdown.subscribe();
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
-    }
+    let addr = listener.local_addr()?;
+    shared
+        .config
+        .check_exposure(addr, shared.auth.is_development())?;
+    tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
     loop {
         tokio::select! {
             _ = super::shutting_down(&mut shutdown) => break,
@@ -51,15 +58,33 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
 /// Upgrades a TCP connection and runs it. A plain function, so that the
 /// future a connection keeps holds neither the socket it was given nor the
 /// (large, short-lived) upgrade, which is boxed.
-fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+fn handle_tcp(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send {
     let _ = tcp.set_nodelay(true);
     let guard = shared.track();
+    // Counted from accept: a connection that never finishes its upgrade
+    // holds a slot and a place among its address's handshakes.
+    let slot = shared.connections.clone().try_acquire_owned().ok();
+    let handshaking = Handshaking::enter(&shared, peer.ip());
     let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let upgrade = Box::pin(tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(shared.ws_config)),
-    ));
+    let upgrade = handshaking.as_ref().map(|_| {
+        Box::pin(tokio::time::timeout(
+            timeout,
+            tokio_tungstenite::accept_hdr_async_with_config(
+                tcp,
+                check_path,
+                Some(shared.ws_config),
+            ),
+        ))
+    });
     async move {
+        let (Some(upgrade), Some(handshaking)) = (upgrade, handshaking) else {
+            tracing::debug!(%peer, limit = shared.config.server.max_handshaking_per_ip, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
+            return;
+        };
         let ws = match upgrade.await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
@@ -71,7 +96,7 @@ fn handle_tcp(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> impl Fut
                 return;
             }
         };
-        run(shared, ws, Some(peer), guard).await;
+        run(shared, ws, Some(peer), guard, slot, handshaking).await;
     }
 }
 
@@ -102,25 +127,53 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let guard = shared.track();
-    run(shared, ws, peer, guard)
+    let slot = shared.connections.clone().try_acquire_owned().ok();
+    let handshaking = match peer {
+        Some(p) => Handshaking::enter(&shared, p.ip()),
+        None => Some(Handshaking(None)),
+    };
+    let work = match handshaking {
+        Some(h) => Either::Left(run(shared, ws, peer, guard, slot, h)),
+        None => Either::Right(async move {
+            tracing::debug!(?peer, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
+            drop((ws, guard));
+        }),
+    };
+    work
 }
 
-/// Admits a connection (or refuses it: shutting down, or at
-/// `server.max_connections`) and runs it. A plain function, so that the
+/// Admits an upgraded connection (or refuses it: shutting down, at
+/// `server.max_connections` (`slot` is `None`), or development mode and a
+/// client from another machine) and runs it. A plain function, so that the
 /// future a connection keeps does not also hold the stream it was given.
 fn run<S>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
     guard: super::TaskGuard,
+    slot: Option<OwnedSemaphorePermit>,
+    handshaking: Handshaking,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let exposed = shared.auth.is_development()
+        && !shared.config.server.insecure
+        && peer.is_some_and(|p| !p.ip().is_loopback());
     let admitted = if shared.is_shutting_down() {
         Err((None, close::GOING_AWAY, "server shutting down"))
+    } else if exposed {
+        tracing::warn!(?peer, "Refused a client from another machine: development mode (no authentication) serves loopback clients only unless server.insecure is set.");
+        Err((
+            Some((
+                ErrorCode::Unauthorized,
+                "this relay runs without authentication and serves only its own machine",
+            )),
+            close::AUTH_FAILED,
+            "development mode",
+        ))
     } else {
-        shared.connections.clone().try_acquire_owned().map_err(|_| {
+        slot.ok_or_else(|| {
             tracing::warn!(
                 limit = shared.config.server.max_connections,
                 "Refused a connection: server.max_connections reached."
@@ -136,12 +189,44 @@ where
         })
     };
     let work = match admitted {
-        Ok(permit) => Either::Left(connection::run(shared, ws, peer).map(move |()| drop(permit))),
+        Ok(permit) => {
+            Either::Left(connection::run(shared, ws, peer, handshaking).map(move |()| drop(permit)))
+        }
         Err((error, code, reason)) => Either::Right(Box::pin(async move {
             refuse(&mut ws, error, code, reason).await;
         })),
     };
     work.map(move |()| drop(guard))
+}
+
+/// A connection's place among the connections of its address that are
+/// between accept and `welcome`; `None` inside for connections whose
+/// address is unknown. Dropping it leaves.
+pub(crate) struct Handshaking(Option<(Arc<Shared>, IpAddr)>);
+
+impl Handshaking {
+    /// Enters, or `None` when the address is at
+    /// `server.max_handshaking_per_ip`.
+    fn enter(shared: &Arc<Shared>, ip: IpAddr) -> Option<Handshaking> {
+        let max = shared.config.server.max_handshaking_per_ip;
+        let mut n = shared.handshaking.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Handshaking(Some((shared.clone(), ip))))
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        if let Some((shared, ip)) = self.0.take() {
+            shared.handshaking.remove_if_mut(&ip, |_, n| {
+                *n -= 1;
+                *n == 0
+            });
+        }
+    }
 }
 
 /// Sends an optional `error` frame and a close frame, then gives the client a
@@ -171,4 +256,26 @@ pub(crate) async fn refuse<S>(
         Ok::<_, tokio_tungstenite::tungstenite::Error>(())
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), work).await;
+}
+
+/// Like [`refuse`], after tungstenite failed on the input (a protocol
+/// violation, a frame over the transport limit): the frames are written
+/// past it, then unread input is drained briefly so that the client reads
+/// the close rather than a reset.
+pub(crate) async fn refuse_raw<S>(
+    ws: &mut WebSocketStream<S>,
+    error: Option<(ErrorCode, &str)>,
+    code: u16,
+    reason: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut out = Output::default();
+    if let Some((code, message)) = error {
+        out.text(&ServerFrame::error(None, code, message).encode());
+    }
+    out.close(code, reason);
+    let io = ws.get_mut();
+    let _ = tokio::time::timeout(Duration::from_secs(2), out.write_to(io)).await;
+    super::writer::linger(io).await;
 }

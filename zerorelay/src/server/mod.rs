@@ -3,8 +3,11 @@
 //!
 //! - [`listener`]: accepts TCP connections, upgrades them on `/ws`, enforces
 //!   the connection cap, and drains on shutdown.
-//! - [`connection`]: the per-connection task: handshake, frame handling,
-//!   writing deliveries in batches, heartbeats.
+//! - [`connection`]: the per-connection task: its loop, reads, heartbeats,
+//!   and the release of its session whatever happens;
+//!   - `handshake`: `hello`, authentication, opening or resuming the session;
+//!   - `dispatch`: one client frame: its bounds, then each request;
+//!   - `writer`: deliveries and answers to the socket, and the close.
 //! - [`limiter`]: per-connection rate limit and abuse counting.
 //! - [`rpc`]: host-defined methods.
 //! - [`events`]: what happens to sessions, for the host ([`Relay::events`]).
@@ -13,14 +16,17 @@
 //! shutdown call; the `zerorelay` binary only parses configuration.
 
 pub mod connection;
+mod dispatch;
 pub mod events;
 mod frames;
+mod handshake;
 pub mod limiter;
 pub mod listener;
 pub mod rpc;
+mod writer;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +42,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::protocol::{close, Delivery, DeliveryKind};
 use crate::router::Router;
-use crate::session::{MemoryStore, SessionLimits, SessionStore};
+use crate::session::{ExpiryQueue, MemoryStore, OutboxBudget, SessionLimits, SessionStore};
 
 pub use events::HostEvent;
 pub use rpc::{RpcContext, RpcRegistry, RpcResult};
@@ -86,7 +92,8 @@ impl RelayBuilder {
         }
         let c = &self.config;
         let limits = SessionLimits {
-            send_queue: c.limits.send_queue,
+            slow_consumer_bytes: c.limits.slow_consumer_bytes,
+            slow_consumer_after: c.slow_consumer_after(),
             outbox_messages: c.session.outbox_messages,
             outbox_bytes: c.session.outbox_bytes,
             max_groups: c.limits.max_groups_per_session,
@@ -107,7 +114,13 @@ impl RelayBuilder {
             .max_frame_size(Some(transport_max));
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            router: Router::new(store, limits),
+            router: Router::new(
+                store,
+                limits,
+                Arc::new(OutboxBudget::new(c.outbox_total_bytes())),
+            ),
+            expiry: ExpiryQueue::new(),
+            handshaking: dashmap::DashMap::new(),
             auth,
             rpc: self.rpc,
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
@@ -119,7 +132,7 @@ impl RelayBuilder {
             accepted: AtomicU64::new(0),
             config: self.config,
         });
-        tokio::spawn(expire_sessions(shared.clone()));
+        tokio::spawn(maintain(shared.clone()));
         Ok(Relay { shared })
     }
 }
@@ -134,6 +147,10 @@ pub(crate) struct Shared {
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) events: events::HostEvents,
+    /// Detached sessions by expiry deadline.
+    pub(crate) expiry: ExpiryQueue,
+    /// Connections between accept and `welcome`, by address.
+    pub(crate) handshaking: dashmap::DashMap<IpAddr, usize>,
     active: AtomicUsize,
     idle: Notify,
     accepted: AtomicU64,
@@ -210,6 +227,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed as slow consumers.
     pub slow_consumers: u64,
+    /// Deliveries dropped to keep all outboxes within
+    /// `session.outbox_total_bytes` (announced with gaps).
+    pub trimmed: u64,
+    /// Bytes all outboxes hold now.
+    pub outbox_bytes: u64,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -430,6 +452,8 @@ impl Relay {
             deliveries: r.deliveries.load(Ordering::Relaxed),
             dropped: r.dropped.load(Ordering::Relaxed),
             slow_consumers: r.slow_consumers.load(Ordering::Relaxed),
+            trimmed: self.shared.router.budget().trimmed(),
+            outbox_bytes: self.shared.router.budget().used(),
         }
     }
 
@@ -487,19 +511,26 @@ pub(crate) fn end_session(
     code: u16,
     reason: &'static str,
 ) {
-    let conn = {
+    {
         let mut st = s.lock();
         if st.ended {
             return;
         }
         st.ended = true;
+        // Asked under the lock: the connection reads this code, not 4009.
+        st.detach(code, reason);
         st.detached_since = None;
-        st.conn.take()
-    };
-    if let Some(c) = conn {
-        c.request_close(code, reason);
     }
-    shared.router.store().remove(s);
+    remove_session(shared, s, reason);
+}
+
+/// Removes an ended session from the store and its outbox from the
+/// server-wide count, and tells the host.
+fn remove_session(shared: &Shared, s: &Arc<crate::session::Session>, reason: &str) {
+    let store = shared.router.store();
+    store.remove(s);
+    let bytes = s.lock().outbox.bytes();
+    shared.router.budget().add(-(bytes as i64));
     shared.events.emit(|| HostEvent::Ended {
         session: s.id.to_string(),
         user: s.user.as_ref().map(|u| u.to_string()),
@@ -512,54 +543,69 @@ pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Frees sessions that stayed detached longer than the session TTL.
-async fn expire_sessions(shared: Arc<Shared>) {
+/// Upkeep off the routing path: ends sessions whose expiry deadline has
+/// come (the cost follows expiries, not sessions) and trims outboxes when
+/// all of them together pass `session.outbox_total_bytes`.
+async fn maintain(shared: Arc<Shared>) {
     let ttl = shared.config.session_ttl();
-    let period = (ttl / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let budget = shared.router.budget().clone();
     let mut shutdown = shared.shutdown.subscribe();
     loop {
+        let now = std::time::Instant::now();
+        let (due, next) = shared.expiry.due(now);
+        for s in due {
+            expire(&shared, &s, ttl, now);
+        }
+        if budget.is_over() {
+            let t = budget.trim(&**shared.router.store());
+            tracing::warn!(
+                limit = budget.limit(),
+                sessions = t.sessions,
+                deliveries = t.deliveries,
+                bytes = t.bytes,
+                "Outboxes reached session.outbox_total_bytes: dropped the oldest deliveries of the largest (detached first); those clients get a gap."
+            );
+        }
+        let wait = next.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(std::time::Instant::now())
+        });
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.expiry.wait_for_more(Duration::from_secs(3600)), if next.is_none() => {}
+            _ = budget.wake.notified() => {}
             _ = shutting_down(&mut shutdown) => return,
         }
-        let now = std::time::Instant::now();
-        let mut expired = Vec::new();
-        let store = shared.router.store();
-        store.for_each(&mut |s| {
-            let st = s.lock();
-            if st.conn.is_none()
-                && st
-                    .detached_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= ttl)
-            {
-                expired.push(s.clone());
-            }
-        });
-        for s in expired {
-            // Re-check under the lock: the session may have been resumed since.
-            let expire = {
-                let mut st = s.lock();
-                let due = st.conn.is_none()
-                    && !st.ended
-                    && st
-                        .detached_since
-                        .is_some_and(|t| now.saturating_duration_since(t) >= ttl);
-                if due {
+    }
+}
+
+/// Ends `s` if it is still detached and its TTL has passed; a session
+/// detached again later is scheduled again for its new deadline.
+fn expire(
+    shared: &Shared,
+    s: &Arc<crate::session::Session>,
+    ttl: Duration,
+    now: std::time::Instant,
+) {
+    let verdict = {
+        let mut st = s.lock();
+        match st.detached_since {
+            Some(t) if st.conn.is_none() && !st.ended => {
+                if now.saturating_duration_since(t) >= ttl {
                     st.ended = true;
+                    Ok(())
+                } else {
+                    Err(Some(t + ttl))
                 }
-                due
-            };
-            if expire {
-                tracing::debug!(session = %s.id, "Expired a session that stayed disconnected longer than session.ttl_ms.");
-                store.remove(&s);
-                shared.events.emit(|| HostEvent::Ended {
-                    session: s.id.to_string(),
-                    user: s.user.as_ref().map(|u| u.to_string()),
-                    reason: "expired".to_owned(),
-                });
             }
+            _ => Err(None),
         }
+    };
+    match verdict {
+        Ok(()) => {
+            tracing::debug!(session = %s.id, "Expired a session that stayed disconnected longer than session.ttl_ms.");
+            remove_session(shared, s, "expired");
+        }
+        Err(Some(deadline)) => shared.expiry.schedule(s, deadline),
+        Err(None) => {}
     }
 }

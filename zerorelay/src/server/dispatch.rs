@@ -1,0 +1,391 @@
+//! Handling one client frame after `hello`: the input bounds (size, depth,
+//! rate, the ack and broadcast budgets), then each request: routing with
+//! duplicate suppression, membership, RPC, token refresh.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::connection::{Conn, End};
+use super::{now_ms, RpcContext};
+use crate::auth::{Action, AuthRequest};
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
+use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame};
+use crate::session::RecentReply;
+
+/// RPC calls one connection may have in flight.
+const MAX_RPC_IN_FLIGHT: usize = 64;
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub(super) fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let limits = &self.shared.config.limits;
+        let max = limits.max_frame_bytes;
+        if text.len() > max {
+            tracing::debug!(session = %self.session.id, bytes = text.len(), "Refused a frame over limits.max_frame_bytes.");
+            let m = format!(
+                "frame of {} bytes is over the limit of {max} bytes",
+                text.len()
+            );
+            return self.reply_error(None, ErrorCode::TooLarge, &m, true);
+        }
+        // Acks are most of what a busy reader sends: the canonical form skips
+        // the general parser.
+        if let Some(seq) = wire::canonical_ack(text) {
+            self.frame_type = "ack";
+            return self.on_ack(seq);
+        }
+        let frame = match wire::parse_bounded(text, limits.max_json_depth) {
+            Ok(f) => f,
+            Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
+        };
+        self.frame_type = frame.type_name();
+        if let ClientFrame::Ack { seq } = frame {
+            return self.on_ack(seq);
+        }
+        if !self.limiter.allow(Instant::now()) {
+            tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
+            let id = frame.id().cloned();
+            return self.reply_error(
+                id.as_ref(),
+                ErrorCode::RateLimited,
+                "too many frames: slow down",
+                true,
+            );
+        }
+        match frame {
+            ClientFrame::Hello(_) => self.reply_error(
+                None,
+                ErrorCode::BadRequest,
+                "hello was already received on this connection",
+                true,
+            ),
+            ClientFrame::Ack { .. } => unreachable!("acks are handled above"),
+            ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
+            ClientFrame::Join { id, group } => {
+                let r = self.join(group);
+                self.answer(id.as_ref(), r)
+            }
+            ClientFrame::Leave { id, group } => {
+                let r = self.leave(&group);
+                self.answer(id.as_ref(), r)
+            }
+            ClientFrame::Send { id, target, data } => self.routed(id, |c| c.send(&target, data)),
+            ClientFrame::Publish {
+                id,
+                group,
+                data,
+                echo,
+            } => self.routed(id, |c| c.publish(&group, data, echo)),
+            ClientFrame::Broadcast { id, data, echo } => {
+                self.routed(id, |c| c.broadcast(data, echo))
+            }
+            ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data),
+            ClientFrame::Refresh { id, token } => {
+                self.refreshing = Some((id, token));
+                Ok(())
+            }
+        }
+    }
+
+    /// A cumulative ack, within its own rate budget (`limits.ack_rate_per_sec`).
+    fn on_ack(&mut self, seq: u64) -> Result<(), End> {
+        if !self.acks.allow(Instant::now()) {
+            tracing::debug!(session = %self.session.id, "Refused an ack over limits.ack_rate_per_sec.");
+            return self.reply_error(
+                None,
+                ErrorCode::RateLimited,
+                "too many acks: acknowledge in batches",
+                true,
+            );
+        }
+        let (r, delta) = {
+            let mut st = self.session.lock();
+            let before = st.outbox.bytes();
+            let r = st.outbox.ack(seq);
+            (r, st.outbox.bytes() as i64 - before as i64)
+        };
+        self.shared.router.budget().add(delta);
+        match r {
+            Ok(()) => Ok(()),
+            Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
+        }
+    }
+
+    /// A routing request: answered from memory when its id was seen before,
+    /// otherwise routed once and its answer remembered.
+    fn routed(
+        &mut self,
+        id: Option<RequestId>,
+        route: impl FnOnce(&mut Self) -> Result<(), ProtocolError>,
+    ) -> Result<(), End> {
+        if let Some(id) = &id {
+            let seen = self.session.lock().recent.get(id).cloned();
+            match seen {
+                Some(RecentReply::Done(frame)) => return self.write(&frame),
+                Some(RecentReply::Pending) => return Ok(()),
+                None => {}
+            }
+        }
+        let result = route(self);
+        let Some(id) = id else {
+            return match result {
+                Ok(()) => Ok(()),
+                Err(e) => self.reply_error(None, e.code, &e.message, false),
+            };
+        };
+        let frame = match &result {
+            Ok(()) => ServerFrame::ok(&id),
+            Err(e) => ServerFrame::error(Some(&id), e.code, &e.message),
+        }
+        .encode();
+        self.session
+            .lock()
+            .recent
+            .insert(id, RecentReply::Done(frame.clone()));
+        self.write(&frame)
+    }
+
+    fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
+        self.shared.auth.authorize(&self.identity, &action)
+    }
+
+    fn delivery(&self, kind: DeliveryKind, group: Option<&str>, data: &RawValue) -> Delivery {
+        Delivery::new(
+            kind,
+            self.session.user.as_deref(),
+            Some(&self.session.id),
+            group,
+            data.get(),
+            now_ms(),
+        )
+    }
+
+    fn send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
+        if matches!(target, Target::Session(_)) && !self.shared.config.features.send_to_session {
+            return Err(ProtocolError::new(
+                ErrorCode::Forbidden,
+                "sending to a session id is disabled on this server",
+            ));
+        }
+        self.authorize(Action::Send { target })?;
+        let d = self.delivery(DeliveryKind::Direct, None, data);
+        let router = &self.shared.router;
+        match target {
+            Target::User(u) => router.to_user(u, Some(&self.session), &d).map(drop),
+            Target::Session(s) => router.to_session(s, &d).map(drop),
+        }
+    }
+
+    fn publish(&mut self, group: &str, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
+        self.authorize(Action::Publish { group })?;
+        let d = self.delivery(DeliveryKind::Group, Some(group), data);
+        let exclude = (!echo).then_some(&*self.session);
+        let n = self.shared.router.to_group(group, exclude, &d);
+        // A publish to a large group costs its sender in proportion to the
+        // deliveries it makes: members / 1,000 frames of its rate budget.
+        if n > self.shared.config.limits.large_group {
+            self.limiter.charge(n as f64 / 1_000.0);
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
+        if !self.shared.config.features.client_broadcast {
+            return Err(ProtocolError::new(
+                ErrorCode::Forbidden,
+                "client broadcast is disabled on this server (features.client_broadcast)",
+            ));
+        }
+        self.authorize(Action::Broadcast)?;
+        if !self.broadcasts.allow(Instant::now()) {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} broadcasts per second (limits.broadcast_per_sec)",
+                    self.shared.config.limits.broadcast_per_sec
+                ),
+            ));
+        }
+        let d = self.delivery(DeliveryKind::Broadcast, None, data);
+        let exclude = (!echo).then_some(&*self.session);
+        self.shared.router.to_all(exclude, &d);
+        Ok(())
+    }
+
+    fn join(&self, group: String) -> Result<(), ProtocolError> {
+        self.authorize(Action::Join { group: &group })?;
+        let group: Arc<str> = group.into();
+        let max = self.shared.router.limits().max_groups;
+        {
+            let mut st = self.session.lock();
+            if st.groups.contains(&group) {
+                return Ok(());
+            }
+            if st.groups.len() >= max {
+                tracing::debug!(session = %self.session.id, limit = max, "Refused a join: limits.max_groups_per_session reached.");
+                return Err(ProtocolError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("a session may be in at most {max} groups"),
+                ));
+            }
+            st.groups.insert(group.clone());
+        }
+        let store = self.shared.router.store();
+        store.join(&group, &self.session);
+        if self.session.is_ended() {
+            // The session ended while joining: undo, so no membership dangles.
+            store.leave(&group, &self.session.id);
+        }
+        Ok(())
+    }
+
+    fn leave(&self, group: &str) -> Result<(), ProtocolError> {
+        self.session.lock().groups.remove(group);
+        self.shared.router.store().leave(group, &self.session.id);
+        Ok(())
+    }
+
+    pub(super) async fn refresh(&mut self, token: &str) -> Result<(), ProtocolError> {
+        let request = AuthRequest {
+            token: Some(token),
+            user: self.identity.user.as_deref(),
+            remote: None,
+            client: None,
+        };
+        let limit = Duration::from_millis(self.shared.config.server.hello_timeout_ms);
+        let fresh = tokio::time::timeout(limit, self.shared.auth.authenticate(request))
+            .await
+            .map_err(|_| {
+                tracing::warn!(session = %self.session.id, "A refresh got no answer from the authenticator within server.hello_timeout_ms.");
+                ProtocolError::new(
+                    ErrorCode::Internal,
+                    "the authenticator did not answer in time; try the refresh again",
+                )
+            })??;
+        if fresh.user != self.identity.user {
+            return Err(ProtocolError::new(
+                ErrorCode::Forbidden,
+                "a refreshed token must be for the same user",
+            ));
+        }
+        self.identity.expires_at = fresh.expires_at;
+        Ok(())
+    }
+
+    fn rpc(&mut self, id: RequestId, method: &str, data: Option<&RawValue>) -> Result<(), End> {
+        let seen = self.session.lock().recent.get(&id).cloned();
+        match seen {
+            Some(RecentReply::Done(frame)) => return self.write(&frame),
+            Some(RecentReply::Pending) => return Ok(()),
+            None => {}
+        }
+        // The frame passed the depth bound, but a handler gets a `Value`,
+        // which cannot hold every JSON text (a number like 1e400).
+        let arg = match data.map(|d| serde_json::from_str(d.get())).transpose() {
+            Ok(v) => v.unwrap_or(serde_json::Value::Null),
+            Err(e) => {
+                let m = format!("rpc `data` cannot be handed to a handler: {e}");
+                return self.reply_error(Some(&id), ErrorCode::BadRequest, &m, true);
+            }
+        };
+        let ctx = RpcContext {
+            session: self.session.id.to_string(),
+            user: self.identity.user.clone(),
+        };
+        let call = self.authorize(Action::Rpc { method }).and_then(|()| {
+            self.shared.rpc.call(method, ctx, arg).ok_or_else(|| {
+                ProtocolError::new(ErrorCode::NotFound, format!("no rpc method {method:?}"))
+            })
+        });
+        let fut = match call {
+            Ok(fut) => fut,
+            Err(e) => {
+                let frame = ServerFrame::error(Some(&id), e.code, &e.message).encode();
+                self.session
+                    .lock()
+                    .recent
+                    .insert(id, RecentReply::Done(frame.clone()));
+                return self.write(&frame);
+            }
+        };
+        if self.rpc_in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_RPC_IN_FLIGHT {
+            self.rpc_in_flight.fetch_sub(1, Ordering::AcqRel);
+            let m =
+                format!("at most {MAX_RPC_IN_FLIGHT} rpc calls may be in flight per connection");
+            return self.reply_error(Some(&id), ErrorCode::LimitExceeded, &m, false);
+        }
+        self.session
+            .lock()
+            .recent
+            .insert(id.clone(), RecentReply::Pending);
+        let session = self.session.clone();
+        let in_flight = self.rpc_in_flight.clone();
+        let method = method.to_owned();
+        tokio::spawn(async move {
+            let frame = match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(v)) => match serde_json::value::to_raw_value(&v) {
+                    Ok(data) => ServerFrame::Result {
+                        id: id.clone(),
+                        data,
+                    },
+                    Err(_) => {
+                        ServerFrame::error(Some(&id), ErrorCode::Internal, "the result is not JSON")
+                    }
+                },
+                Ok(Err(e)) => ServerFrame::error(Some(&id), e.code, &e.message),
+                Err(_) => {
+                    tracing::error!(method, "An rpc handler panicked.");
+                    ServerFrame::error(Some(&id), ErrorCode::Internal, "the rpc handler failed")
+                }
+            }
+            .encode();
+            session
+                .lock()
+                .recent
+                .insert(id, RecentReply::Done(frame.clone()));
+            session.reply(frame);
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+        Ok(())
+    }
+
+    /// Answers a non-routing request: `ok` when it has an id, `error` always
+    /// on failure.
+    pub(super) fn answer(
+        &mut self,
+        id: Option<&RequestId>,
+        r: Result<(), ProtocolError>,
+    ) -> Result<(), End> {
+        match (r, id) {
+            (Ok(()), Some(id)) => self.write(&ServerFrame::ok(id).encode()),
+            (Ok(()), None) => Ok(()),
+            (Err(e), id) => self.reply_error(id, e.code, &e.message, false),
+        }
+    }
+
+    /// Sends an `error`. `strike` counts it as bad input towards the abuse
+    /// limit, past which the connection is closed with 1008.
+    pub(super) fn reply_error(
+        &mut self,
+        id: Option<&RequestId>,
+        code: ErrorCode,
+        message: &str,
+        strike: bool,
+    ) -> Result<(), End> {
+        self.write(&ServerFrame::error(id, code, message).encode())?;
+        if strike && self.strikes.strike(Instant::now()) {
+            tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
+            return Err(End::Close(close::POLICY, "too many refused frames"));
+        }
+        Ok(())
+    }
+}

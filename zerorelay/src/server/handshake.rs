@@ -1,0 +1,224 @@
+//! The `hello` handshake: wait for `hello`, authenticate, open or resume the
+//! session ([`crate::session::resume`]) and write `welcome` with what the
+//! session already holds.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::connection::{Conn, End, ReadWaker};
+use super::frames::Output;
+use super::limiter::{RateLimiter, Strikes};
+use super::listener::{refuse, refuse_raw, Handshaking};
+use super::{HostEvent, Shared, SERVER_NAME};
+use crate::auth::AuthRequest;
+use crate::error::ErrorCode;
+use crate::protocol::client::{self as wire, ClientFrame, Hello};
+use crate::protocol::{close, ServerFrame, Welcome};
+use crate::session::resume::{open_or_resume, SessionCaps};
+use crate::session::ConnLink;
+
+/// Reads `hello`, authenticates, opens or resumes the session and writes
+/// `welcome` (with what the session already holds). `None` when the client
+/// was refused. The connection stops counting among its address's
+/// handshakes once the client is welcomed or refused.
+pub(super) async fn greet<S>(
+    shared: Arc<Shared>,
+    mut ws: WebSocketStream<S>,
+    peer: Option<SocketAddr>,
+    handshaking: Handshaking,
+) -> Option<(Conn<S>, Result<(), End>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(shared.config.server.hello_timeout_ms);
+    let hello = read_hello(&shared, &mut ws, deadline).await?;
+    let request = AuthRequest {
+        token: hello.token.as_deref(),
+        user: hello.user.as_deref(),
+        remote: peer,
+        client: hello.client.as_deref(),
+    };
+    let identity = match tokio::time::timeout_at(deadline, shared.auth.authenticate(request)).await
+    {
+        Ok(Ok(identity)) => identity,
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = %e, "Refused a connection whose authentication failed.");
+            refuse(
+                &mut ws,
+                Some((e.code, &e.message)),
+                close::AUTH_FAILED,
+                "authentication failed",
+            )
+            .await;
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(?peer, "Closed a connection whose authentication did not finish within server.hello_timeout_ms.");
+            refuse(
+                &mut ws,
+                Some((ErrorCode::Internal, "authentication did not finish in time")),
+                close::INTERNAL,
+                "authentication timeout",
+            )
+            .await;
+            return None;
+        }
+    };
+    let link = ConnLink::new();
+    let c = &shared.config;
+    let caps = SessionCaps {
+        max_sessions: c.session.max_sessions,
+        max_per_user: c.session.max_per_user,
+    };
+    let opened = open_or_resume(
+        &**shared.router.store(),
+        shared.router.limits(),
+        shared.router.budget(),
+        caps,
+        identity.user.as_deref(),
+        hello.resume.as_ref(),
+        &link,
+    );
+    let (session, resumed) = match opened {
+        Ok(s) => s,
+        Err((e, code)) => {
+            refuse(&mut ws, Some((e.code, &e.message)), code, "session refused").await;
+            return None;
+        }
+    };
+    let welcome = ServerFrame::Welcome(Welcome {
+        v: crate::protocol::VERSION,
+        session: session.id.to_string(),
+        resume_key: Some(session.resume_key.clone()),
+        user: session.user.as_ref().map(|u| u.to_string()),
+        resumed,
+        heartbeat_ms: c.server.heartbeat_ms,
+        session_ttl_ms: c.session.ttl_ms,
+        server: SERVER_NAME.to_owned(),
+    });
+    tracing::debug!(?peer, session = %session.id, resumed, conn = link.id, client = hello.client.as_deref().unwrap_or(""), "A client said hello.");
+    shared.events.emit(|| HostEvent::Connected {
+        session: session.id.to_string(),
+        user: session.user.as_ref().map(|u| u.to_string()),
+        resumed,
+        remote: peer.map(|p| p.to_string()),
+    });
+    let now = Instant::now();
+    let l = &c.limits;
+    let write_timeout = Duration::from_millis(c.server.write_timeout_ms);
+    let mut conn = Conn {
+        limiter: RateLimiter::new(l.rate_per_sec, l.rate_burst, now),
+        acks: RateLimiter::new(
+            l.ack_rate_per_sec,
+            l.ack_rate_per_sec.saturating_mul(2),
+            now,
+        ),
+        broadcasts: RateLimiter::new(l.broadcast_per_sec, l.broadcast_per_sec, now),
+        strikes: Strikes::new(l.abuse_strikes, now),
+        write_timeout,
+        ws,
+        session,
+        link,
+        identity,
+        last_seen: now,
+        out: Output::default(),
+        refreshing: None,
+        streaming: false,
+        ws_may_hold: true,
+        readable: ReadWaker::new(),
+        rpc_in_flight: Arc::new(AtomicUsize::new(0)),
+        deadline: tokio::time::Instant::now() + write_timeout,
+        frame_type: "hello",
+        shared,
+    };
+    drop(handshaking);
+    let _ = conn.write(&welcome.encode());
+    let greeted = match conn.drain() {
+        Ok(()) => conn.flush().await,
+        e => e,
+    };
+    Some((conn, greeted))
+}
+
+/// Waits for the first frame, which must be a valid `hello`.
+async fn read_hello<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    deadline: tokio::time::Instant,
+) -> Option<Hello>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = &shared.config.limits;
+    let max = limits.max_frame_bytes;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => {
+                refuse(ws, None, close::HELLO_TIMEOUT, "hello timeout").await;
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => {
+                let (code, reason, error) = match e {
+                    WsError::Capacity(CapacityError::MessageTooLong { .. }) => (
+                        close::TOO_BIG,
+                        "frame too large",
+                        Some((ErrorCode::TooLarge, "frame is over the transport limit")),
+                    ),
+                    WsError::Capacity(_) | WsError::Protocol(_) => {
+                        (close::PROTOCOL, "websocket protocol error", None)
+                    }
+                    WsError::Utf8(_) => (
+                        close::INVALID_PAYLOAD,
+                        "text frame is not valid UTF-8",
+                        None,
+                    ),
+                    _ => return None,
+                };
+                refuse_raw(ws, error, code, reason).await;
+                return None;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let refusal: (ErrorCode, String) = match msg {
+            Message::Text(t) if t.len() > max => (
+                ErrorCode::TooLarge,
+                format!(
+                    "frame of {} bytes is over the limit of {max} bytes",
+                    t.len()
+                ),
+            ),
+            Message::Text(t) => match wire::parse_bounded(&t, limits.max_json_depth) {
+                Ok(ClientFrame::Hello(h)) => return Some(h),
+                Ok(other) => (
+                    ErrorCode::BadRequest,
+                    format!("the first frame must be hello, not {}", other.type_name()),
+                ),
+                Err(e) => (e.error.code, e.error.message.into_owned()),
+            },
+            Message::Binary(_) => (
+                ErrorCode::Unsupported,
+                "binary frames are not supported: protocol v1 is JSON text".to_owned(),
+            ),
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        refuse(
+            ws,
+            Some((refusal.0, &refusal.1)),
+            close::BAD_HELLO,
+            "bad hello",
+        )
+        .await;
+        return None;
+    }
+}
