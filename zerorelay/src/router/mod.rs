@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Delivery;
-use crate::session::{Queued, Session, SessionLimits, SessionStore};
+use crate::session::{OutboxBudget, Queued, Session, SessionLimits, SessionStore};
 
 /// Counters kept by the router (and read by the host and, later, metrics).
 #[derive(Debug, Default)]
@@ -34,17 +34,28 @@ fn is(exclude: Option<&Session>, s: &Session) -> bool {
 pub struct Router {
     store: Arc<dyn SessionStore>,
     limits: SessionLimits,
+    budget: Arc<OutboxBudget>,
     stats: RouterStats,
 }
 
 impl Router {
     /// A router over a store.
-    pub fn new(store: Arc<dyn SessionStore>, limits: SessionLimits) -> Self {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        limits: SessionLimits,
+        budget: Arc<OutboxBudget>,
+    ) -> Self {
         Router {
             store,
             limits,
+            budget,
             stats: RouterStats::default(),
         }
+    }
+
+    /// The server-wide outbox budget.
+    pub fn budget(&self) -> &Arc<OutboxBudget> {
+        &self.budget
     }
 
     /// The store.
@@ -63,9 +74,11 @@ impl Router {
     }
 
     /// Queues `d` on one session. Returns whether it was queued (the caller
-    /// counts deliveries).
-    fn queue(&self, s: &Session, d: &Delivery) -> bool {
-        match s.queue(d, &self.limits) {
+    /// counts deliveries) and adds the outbox's growth to `bytes`.
+    fn queue(&self, s: &Session, d: &Delivery, bytes: &mut i64) -> bool {
+        let (queued, delta) = s.queue(d, &self.limits);
+        *bytes += delta;
+        match queued {
             Queued::Ok => {}
             Queued::Dropped { count, first } => {
                 self.stats.dropped.fetch_add(count, Ordering::Relaxed);
@@ -86,8 +99,9 @@ impl Router {
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     session = %s.id,
-                    limit = self.limits.send_queue,
-                    "Closed a slow consumer: it fell more than limits.send_queue deliveries behind; its session stays resumable."
+                    bytes = self.limits.slow_consumer_bytes,
+                    ms = self.limits.slow_consumer_after.as_millis() as u64,
+                    "Closed a slow consumer: more than limits.slow_consumer_bytes stayed queued for it for limits.slow_consumer_ms; its session stays resumable."
                 );
             }
             Queued::Ended => return false,
@@ -95,12 +109,14 @@ impl Router {
         true
     }
 
-    /// Counts deliveries once per routed message, not once per recipient,
-    /// so that a fan-out does not bounce a shared cache line per delivery.
-    fn counted(&self, n: usize) -> usize {
+    /// Counts deliveries and outbox bytes once per routed message, not
+    /// once per recipient, so that a fan-out does not bounce a shared cache
+    /// line per delivery.
+    fn counted(&self, n: usize, bytes: i64) -> usize {
         if n > 0 {
             self.stats.deliveries.fetch_add(n as u64, Ordering::Relaxed);
         }
+        self.budget.add(bytes);
         n
     }
 
@@ -111,7 +127,9 @@ impl Router {
             .get(id)
             .filter(|s| !s.is_ended())
             .ok_or_else(|| ProtocolError::new(ErrorCode::NotFound, "no such session"))?;
-        Ok(self.counted(usize::from(self.queue(&s, d))))
+        let mut bytes = 0;
+        let n = usize::from(self.queue(&s, d, &mut bytes));
+        Ok(self.counted(n, bytes))
     }
 
     /// Direct delivery to every session of `user` except `exclude`.
@@ -123,10 +141,10 @@ impl Router {
         d: &Delivery,
     ) -> Result<usize, ProtocolError> {
         let mut known = false;
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         self.store.for_user(user, &mut |s| {
             known = true;
-            if !is(exclude, s) && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d, &mut bytes) {
                 n += 1;
             }
         });
@@ -136,28 +154,28 @@ impl Router {
                 format!("user {user:?} has no session"),
             ));
         }
-        Ok(self.counted(n))
+        Ok(self.counted(n, bytes))
     }
 
     /// Delivery to every member of `group` except `exclude`.
     pub fn to_group(&self, group: &str, exclude: Option<&Session>, d: &Delivery) -> usize {
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         self.store.for_members(group, &mut |s| {
-            if !is(exclude, s) && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d, &mut bytes) {
                 n += 1;
             }
         });
-        self.counted(n)
+        self.counted(n, bytes)
     }
 
     /// Delivery to every session except `exclude`.
     pub fn to_all(&self, exclude: Option<&Session>, d: &Delivery) -> usize {
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         self.store.for_each(&mut |s| {
-            if !is(exclude, s) && self.queue(s, d) {
+            if !is(exclude, s) && self.queue(s, d, &mut bytes) {
                 n += 1;
             }
         });
-        self.counted(n)
+        self.counted(n, bytes)
     }
 }

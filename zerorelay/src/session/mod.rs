@@ -9,8 +9,11 @@
 //! Everything here is plain state behind one short per-session lock: no I/O,
 //! no `await`. The [`store`] module holds the registry of sessions.
 
+pub mod budget;
+pub mod expiry;
 pub mod outbox;
 pub mod recent;
+pub mod resume;
 
 pub mod store;
 
@@ -19,11 +22,13 @@ use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
+pub use budget::OutboxBudget;
+pub use expiry::ExpiryQueue;
 pub use outbox::{Outbox, Unsent};
 pub use recent::{Recent, RecentReply};
 pub use store::{MemoryStore, SessionStore};
@@ -180,9 +185,11 @@ impl ConnLink {
 /// The limits that bound one session's memory.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
-    /// Deliveries queued for the attached connection but not yet written,
-    /// past which the connection is closed as a slow consumer.
-    pub send_queue: usize,
+    /// Bytes queued for the attached connection and not yet handed to its
+    /// writer above which the connection is judged slow ...
+    pub slow_consumer_bytes: usize,
+    /// ... when they stay above it this long.
+    pub slow_consumer_after: Duration,
     /// Unacknowledged deliveries kept for redelivery.
     pub outbox_messages: usize,
     /// Bytes of unacknowledged deliveries kept for redelivery.
@@ -224,6 +231,9 @@ pub struct SessionState {
     pub conn: Option<Arc<ConnLink>>,
     /// When the last connection went away, for expiry.
     pub detached_since: Option<Instant>,
+    /// Since when the attached connection's unsent bytes have been over
+    /// [`SessionLimits::slow_consumer_bytes`].
+    pub slow_since: Option<Instant>,
     /// Set once the session has ended (closed cleanly, expired, kicked).
     pub ended: bool,
 }
@@ -247,6 +257,45 @@ pub enum Queued {
     Ended,
 }
 
+impl SessionState {
+    /// Detaches the attached connection, if any, asking it to close with
+    /// `code` first: under the session's lock, so that the connection's next
+    /// look at the session finds the close request and never mistakes the
+    /// detach for a take-over. Returns the detached connection.
+    pub fn detach(&mut self, code: u16, reason: &'static str) -> Option<Arc<ConnLink>> {
+        let conn = self.conn.take()?;
+        conn.request_close(code, reason);
+        self.detached_since = Some(Instant::now());
+        self.slow_since = None;
+        self.replies.clear();
+        Some(conn)
+    }
+
+    /// Whether the attached connection is a slow consumer: the bytes queued
+    /// for it and not yet handed to its writer have stayed over
+    /// `slow_consumer_bytes` for `slow_consumer_after`. A reader that keeps
+    /// up drains a burst within a few loop turns, however many messages it
+    /// holds, and is never judged slow; a reader that stops reading blocks
+    /// its writer, whose queue then stays full.
+    fn is_slow(&mut self, limits: &SessionLimits) -> bool {
+        if self.outbox.unsent_bytes() <= limits.slow_consumer_bytes {
+            self.slow_since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.slow_since.get_or_insert(now);
+        now.saturating_duration_since(since) >= limits.slow_consumer_after
+    }
+
+    /// Called by the writer after it took what it could: a queue back under
+    /// the bound restarts the slow-consumer clock.
+    pub fn writer_caught_up(&mut self, limits: &SessionLimits) {
+        if self.outbox.unsent_bytes() <= limits.slow_consumer_bytes {
+            self.slow_since = None;
+        }
+    }
+}
+
 impl Session {
     /// A new, detached session.
     pub fn new(id: Arc<str>, user: Option<Arc<str>>, limits: &SessionLimits) -> Self {
@@ -262,6 +311,7 @@ impl Session {
                 recent: Recent::new(limits.recent_requests),
                 conn: None,
                 detached_since: Some(Instant::now()),
+                slow_since: None,
                 ended: false,
             }),
         }
@@ -274,39 +324,39 @@ impl Session {
     }
 
     /// Queues a delivery: assigns its seq, bounds the outbox, and wakes or
-    /// detaches the attached connection.
-    pub fn queue(&self, d: &crate::protocol::Delivery, limits: &SessionLimits) -> Queued {
+    /// detaches the attached connection. Also returns how the outbox's
+    /// bytes changed, for the server-wide budget.
+    pub fn queue(&self, d: &crate::protocol::Delivery, limits: &SessionLimits) -> (Queued, i64) {
         let mut st = self.state.lock();
         if st.ended {
-            return Queued::Ended;
+            return (Queued::Ended, 0);
         }
+        let before = st.outbox.bytes();
         // The writer takes everything unsent when it runs (and wakes itself
         // for more), so only the first of a burst needs to wake it.
         let idle = st.outbox.unsent() == 0;
         let dropped = st
             .outbox
             .push(d.clone(), limits.outbox_messages, limits.outbox_bytes);
+        let delta = st.outbox.bytes() as i64 - before as i64;
         if st.conn.is_some() {
-            if st.outbox.unsent_since_attach() > limits.send_queue as u64 {
-                let conn = st.conn.take().expect("checked");
-                st.detached_since = Some(Instant::now());
-                st.replies.clear();
-                drop(st);
-                conn.request_close(crate::protocol::close::SLOW_CONSUMER, "slow consumer");
-                return Queued::SlowConsumer;
+            if st.is_slow(limits) {
+                st.detach(crate::protocol::close::SLOW_CONSUMER, "slow consumer");
+                return (Queued::SlowConsumer, delta);
             }
             if idle {
                 st.conn.as_ref().expect("checked").wake();
             }
         }
-        if dropped > 0 {
+        let queued = if dropped > 0 {
             Queued::Dropped {
                 count: dropped,
                 first: st.outbox.dropped_total() == dropped,
             }
         } else {
             Queued::Ok
-        }
+        };
+        (queued, delta)
     }
 
     /// Queues an encoded control frame (an rpc `result`, say) for whichever

@@ -54,7 +54,9 @@ type Members = Arc<RwLock<HashMap<Arc<str>, Arc<Session>>>>;
 #[derive(Default)]
 pub struct MemoryStore {
     sessions: DashMap<Arc<str>, Arc<Session>>,
-    users: DashMap<Arc<str>, Vec<Arc<Session>>>,
+    /// Each user's sessions, by session id (removal is O(1) however many
+    /// sessions one user has).
+    users: DashMap<Arc<str>, HashMap<Arc<str>, Arc<Session>>>,
     groups: DashMap<Arc<str>, Members>,
 }
 
@@ -75,7 +77,7 @@ impl SessionStore for MemoryStore {
             self.users
                 .entry(user.clone())
                 .or_default()
-                .push(session.clone());
+                .insert(session.id.clone(), session.clone());
         }
         self.sessions.insert(session.id.clone(), session);
     }
@@ -87,9 +89,9 @@ impl SessionStore for MemoryStore {
     fn remove(&self, session: &Session) -> bool {
         let removed = self.sessions.remove(&*session.id).is_some();
         if let Some(user) = &session.user {
-            self.users.remove_if_mut(user, |_, list| {
-                list.retain(|s| s.id != session.id);
-                list.is_empty()
+            self.users.remove_if_mut(user, |_, sessions| {
+                sessions.remove(&*session.id);
+                sessions.is_empty()
             });
         }
         let groups: Vec<Arc<str>> = session.lock().groups.drain().collect();
@@ -100,8 +102,9 @@ impl SessionStore for MemoryStore {
     }
 
     fn for_user(&self, user: &str, f: &mut dyn FnMut(&Arc<Session>)) {
-        let list = match self.users.get(user) {
-            Some(l) => l.value().clone(),
+        // Copied out, so that `f` runs without the map's shard lock.
+        let list: Vec<Arc<Session>> = match self.users.get(user) {
+            Some(l) => l.value().values().cloned().collect(),
             None => return,
         };
         for s in &list {
