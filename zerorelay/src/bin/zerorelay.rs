@@ -100,23 +100,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ignored = load::ignored_env(std::env::vars());
     if let Command::Config(_) = cli.command {
-        print!(
-            "{}",
-            toml::to_string_pretty(&config).expect("the config is TOML")
-        );
+        for var in &ignored {
+            eprintln!("zerorelay: ignored {var}: it names no configuration section");
+        }
+        print!("{}", printable(&config));
         return ExitCode::SUCCESS;
     }
     if let Err(e) = init_logging(&config) {
         eprintln!("zerorelay: {e}");
         return ExitCode::from(2);
     }
-    let addr = config.listen_addr().expect("validated");
-    if config.is_development() && !addr.ip().is_loopback() && !config.server.insecure {
-        eprintln!(
-            "zerorelay: refusing to listen on {addr} without authentication: anyone could connect as any user. \
-             Configure auth.tokens, listen on a loopback address, or pass --insecure to do it anyway."
+    for var in ignored {
+        tracing::warn!(
+            variable = var,
+            "Ignored an environment variable with the ZERORELAY_ prefix that names no configuration section."
         );
+    }
+    let addr = config.listen_addr().expect("validated");
+    if let Err(e) = config.check_exposure(addr, config.is_development()) {
+        eprintln!("zerorelay: {e}");
         return ExitCode::from(2);
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -134,6 +138,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration as TOML, with secrets masked: `auth.tokens` keys
+/// are credentials.
+fn printable(config: &Config) -> String {
+    let mut shown = config.clone();
+    shown.auth.tokens = config
+        .auth
+        .tokens
+        .values()
+        .enumerate()
+        .map(|(i, user)| (format!("<redacted {}>", i + 1), user.clone()))
+        .collect();
+    toml::to_string_pretty(&shown).expect("the config is TOML")
 }
 
 async fn serve(config: Config) -> Result<(), zerorelay::Error> {

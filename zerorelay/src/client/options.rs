@@ -91,6 +91,9 @@ impl Default for QueueOptions {
     }
 }
 
+/// The longest duration any option may give, in ms (one day).
+pub const MAX_DURATION_MS: u64 = 86_400_000;
+
 /// Everything a client can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,6 +176,31 @@ impl ClientOptions {
         }
         if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("options: request_timeout_ms and connect_timeout_ms must be > 0");
+        }
+        // Upper bounds: a duration past them would overflow `Instant +
+        // Duration` in the driver, and no real deployment wants them.
+        let day = MAX_DURATION_MS;
+        for (key, v) in [
+            ("reconnect.base_ms", self.reconnect.base_ms),
+            ("reconnect.cap_ms", self.reconnect.cap_ms),
+            ("ack.interval_ms", self.ack.interval_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("refresh_margin_ms", self.refresh_margin_ms),
+        ] {
+            if v > day {
+                return Err(super::ClientError::InvalidArgument(format!(
+                    "options: {key} must be at most {day} (one day), got {v}"
+                )));
+            }
+        }
+        if self.ack.batch > 1_000_000 {
+            return bad("options: ack.batch must be at most 1000000");
+        }
+        if self.queue.max_messages > 10_000_000 || self.queue.max_bytes > 1 << 34 {
+            return bad(
+                "options: queue.max_messages must be at most 10000000 and queue.max_bytes at most 17179869184 (16 GiB)",
+            );
         }
         if let Some(u) = &self.user {
             crate::protocol::names::validate("user", u).map_err(|e| {

@@ -48,11 +48,17 @@ where
         .collect();
     env.sort();
     for (var, value) in env {
-        let (section, key) = env_key(&schema, &var).ok_or_else(|| {
-            Error::Config(format!(
-                "unknown environment variable {var}: no configuration key matches it"
-            ))
-        })?;
+        let Some((section, key)) = env_key(&schema, &var) else {
+            // A typo under a section's prefix is refused; any other
+            // ZERORELAY_ variable (a build script's, say) is not ours and
+            // is only reported by `ignored_env`.
+            if env_section(&schema, &var).is_some() {
+                return Err(Error::Config(format!(
+                    "unknown environment variable {var}: no configuration key matches it"
+                )));
+            }
+            continue;
+        };
         set(&schema, &mut table, &section, &key, &value, &var)?;
     }
     for s in sets {
@@ -76,6 +82,34 @@ where
         .map_err(|e: toml::de::Error| Error::Config(e.to_string().trim().to_owned()))?;
     config.validate()?;
     Ok(config)
+}
+
+/// The `ZERORELAY_` variables in `env` that are neither configuration keys
+/// nor under a section's prefix: ignored, and worth a warning (a script's
+/// `ZERORELAY_BIN`, or a misspelt section).
+pub fn ignored_env<I>(env: I) -> Vec<String>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let schema = Table::try_from(Config::default()).expect("the default config is TOML");
+    let mut v: Vec<String> = env
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&k.as_str()))
+        .filter(|k| env_section(&schema, k).is_none())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The configuration section whose prefix (`ZERORELAY_LIMITS_`, …) an
+/// environment variable starts with.
+fn env_section<'a>(schema: &'a Table, var: &str) -> Option<&'a str> {
+    let rest = var.strip_prefix(ENV_PREFIX)?;
+    schema
+        .keys()
+        .find(|section| rest.starts_with(&format!("{}_", section.to_uppercase())))
+        .map(|s| s.as_str())
 }
 
 /// Finds the `(section, key)` an environment variable names, by the schema.
@@ -193,18 +227,18 @@ mod tests {
 
     #[test]
     fn flag_beats_env_beats_file_beats_default() {
-        let f = file("[limits]\nmax_frame_bytes = 1000\nsend_queue = 7\nrate_burst = 9\n");
+        let f = file("[limits]\nmax_frame_bytes = 1000\nslow_consumer_ms = 7\nrate_burst = 9\n");
         let c = load(
             Some(&f.0),
             env(&[
-                ("ZERORELAY_LIMITS_SEND_QUEUE", "8"),
+                ("ZERORELAY_LIMITS_SLOW_CONSUMER_MS", "80"),
                 ("ZERORELAY_LIMITS_RATE_BURST", "10"),
             ]),
             &["limits.rate_burst=11".into()],
         )
         .unwrap();
         assert_eq!(c.limits.max_frame_bytes, 1000);
-        assert_eq!(c.limits.send_queue, 8);
+        assert_eq!(c.limits.slow_consumer_ms, 80);
         assert_eq!(c.limits.rate_burst, 11);
         assert_eq!(c.limits.abuse_strikes, 50, "untouched keys keep defaults");
     }
@@ -229,6 +263,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ZERORELAY_LIMITS_NOPE"), "{e}");
+    }
+
+    #[test]
+    fn other_zerorelay_variables_are_ignored_and_reported_not_refused() {
+        let vars = env(&[
+            ("ZERORELAY_BUILD_PROFILE", "debug"),
+            ("ZERORELAY_BIN", "/x"),
+            ("ZERORELAY_LIMITS_RATE_BURST", "12"),
+        ]);
+        let c = load(None, vars.clone(), &[]).unwrap();
+        assert_eq!(c.limits.rate_burst, 12);
+        assert_eq!(
+            ignored_env(vars),
+            ["ZERORELAY_BIN", "ZERORELAY_BUILD_PROFILE"]
+        );
     }
 
     #[test]

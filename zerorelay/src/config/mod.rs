@@ -54,8 +54,12 @@ pub struct ServerConfig {
     pub write_timeout_ms: u64,
     /// How long graceful shutdown waits for clients to close.
     pub shutdown_grace_ms: u64,
-    /// Concurrent WebSocket connections.
+    /// Concurrent connections, counted from TCP accept (before the upgrade).
     pub max_connections: usize,
+    /// Connections from one IP address between TCP accept and `welcome`
+    /// (upgrading, or not yet through `hello`); beyond it new ones from that
+    /// address are closed at once.
+    pub max_handshaking_per_ip: usize,
     /// Runtime worker threads of the `zerorelay` command (0: one per core).
     pub worker_threads: usize,
 }
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             write_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
             max_connections: 100_000,
+            max_handshaking_per_ip: 64,
             worker_threads: 0,
         }
     }
@@ -90,6 +95,13 @@ pub struct SessionConfig {
     pub recent_requests: usize,
     /// Sessions (live or resumable) in the whole server.
     pub max_sessions: usize,
+    /// Sessions (live or resumable) of one user; beyond it a new session is
+    /// refused with `limit_exceeded` and 1013.
+    pub max_per_user: usize,
+    /// Bytes all outboxes together may hold; past it the largest detached
+    /// outboxes are trimmed first (each session told with a `gap`). 0 means
+    /// a quarter of the machine's memory.
+    pub outbox_total_bytes: u64,
 }
 
 impl Default for SessionConfig {
@@ -100,6 +112,8 @@ impl Default for SessionConfig {
             outbox_bytes: 4 << 20,
             recent_requests: 1_024,
             max_sessions: 100_000,
+            max_per_user: 64,
+            outbox_total_bytes: 0,
         }
     }
 }
@@ -117,9 +131,13 @@ pub struct LimitsConfig {
     /// Frames more than this many times `max_frame_bytes` are not even read:
     /// the connection is closed with 1009.
     pub transport_frame_factor: usize,
-    /// Deliveries queued for a connection but not yet written, past which it
-    /// is closed as a slow consumer (4008).
-    pub send_queue: usize,
+    /// Bytes queued for a connection and not yet handed to its writer above
+    /// which, when they stay there for `slow_consumer_ms`, the connection is
+    /// closed as a slow consumer (4008). A client that reads as fast as the
+    /// network allows drains any burst and is never closed.
+    pub slow_consumer_bytes: usize,
+    /// How long the queue may stay above `slow_consumer_bytes`.
+    pub slow_consumer_ms: u64,
     /// Groups one session may be in.
     pub max_groups_per_session: usize,
     /// Sustained frames per second per connection.
@@ -129,6 +147,16 @@ pub struct LimitsConfig {
     /// Refused frames (bad input or over the rate) within ten seconds after
     /// which the connection is closed with 1008.
     pub abuse_strikes: u32,
+    /// Sustained `ack` frames per second per connection (a burst of twice
+    /// as many is allowed). Separate from `rate_per_sec`, and generous: a
+    /// reader acknowledges in proportion to what it is sent.
+    pub ack_rate_per_sec: u32,
+    /// Client `broadcast` frames per second per connection (when
+    /// `features.client_broadcast` is on).
+    pub broadcast_per_sec: u32,
+    /// A `publish` to a group of more members than this counts as
+    /// members / 1,000 frames toward the sender's rate budget.
+    pub large_group: usize,
     /// Read buffer per connection, and the most one read takes from the
     /// socket. It grows for a larger frame. Small by default: every idle
     /// connection keeps one, and each read clears it first (protocol v1's
@@ -147,11 +175,15 @@ impl Default for LimitsConfig {
             max_frame_bytes: 64 << 10,
             max_json_depth: 64,
             transport_frame_factor: 4,
-            send_queue: 1_024,
+            slow_consumer_bytes: 1 << 20,
+            slow_consumer_ms: 5_000,
             max_groups_per_session: 256,
             rate_per_sec: 1_000,
             rate_burst: 2_000,
             abuse_strikes: 50,
+            ack_rate_per_sec: 10_000,
+            broadcast_per_sec: 1,
+            large_group: 10_000,
             read_buffer_bytes: 512,
             write_buffer_bytes: 16 << 10,
         }
@@ -180,7 +212,9 @@ pub struct FeaturesConfig {
 impl Default for FeaturesConfig {
     fn default() -> Self {
         FeaturesConfig {
-            client_broadcast: true,
+            // Off: one client could otherwise make a delivery to every
+            // session, as often as its rate allows.
+            client_broadcast: false,
             send_to_session: true,
         }
     }
@@ -243,6 +277,12 @@ impl Config {
         range("server.write_timeout_ms", s.write_timeout_ms, 10, 600_000)?;
         range("server.shutdown_grace_ms", s.shutdown_grace_ms, 0, 600_000)?;
         range("server.max_connections", s.max_connections, 1, 10_000_000)?;
+        range(
+            "server.max_handshaking_per_ip",
+            s.max_handshaking_per_ip,
+            1,
+            10_000_000,
+        )?;
         range("server.worker_threads", s.worker_threads, 0, 1024)?;
         let se = &self.session;
         range("session.ttl_ms", se.ttl_ms, 0, 86_400_000)?;
@@ -254,6 +294,13 @@ impl Config {
             1_000_000,
         )?;
         range("session.max_sessions", se.max_sessions, 1, 100_000_000)?;
+        range("session.max_per_user", se.max_per_user, 1, 100_000_000)?;
+        if se.outbox_total_bytes != 0 && se.outbox_total_bytes < se.outbox_bytes as u64 {
+            return Err(Error::Config(format!(
+                "`session.outbox_total_bytes` ({}) must be 0 (a quarter of the machine's memory) or at least `session.outbox_bytes` ({})",
+                se.outbox_total_bytes, se.outbox_bytes
+            )));
+        }
         let l = &self.limits;
         range("limits.max_frame_bytes", l.max_frame_bytes, 256, 64 << 20)?;
         range("limits.max_json_depth", l.max_json_depth, 2, 100_000)?;
@@ -263,7 +310,13 @@ impl Config {
             1,
             64,
         )?;
-        range("limits.send_queue", l.send_queue, 1, 10_000_000)?;
+        range(
+            "limits.slow_consumer_bytes",
+            l.slow_consumer_bytes,
+            1 << 10,
+            1 << 40,
+        )?;
+        range("limits.slow_consumer_ms", l.slow_consumer_ms, 10, 600_000)?;
         range(
             "limits.max_groups_per_session",
             l.max_groups_per_session,
@@ -273,6 +326,19 @@ impl Config {
         range("limits.rate_per_sec", l.rate_per_sec, 1, 100_000_000)?;
         range("limits.rate_burst", l.rate_burst, 1, 100_000_000)?;
         range("limits.abuse_strikes", l.abuse_strikes, 1, 1_000_000)?;
+        range(
+            "limits.ack_rate_per_sec",
+            l.ack_rate_per_sec,
+            1,
+            100_000_000,
+        )?;
+        range(
+            "limits.broadcast_per_sec",
+            l.broadcast_per_sec,
+            1,
+            1_000_000,
+        )?;
+        range("limits.large_group", l.large_group, 1, 100_000_000)?;
         range(
             "limits.read_buffer_bytes",
             l.read_buffer_bytes,
@@ -316,15 +382,80 @@ impl Config {
         self.auth.tokens.is_empty()
     }
 
+    /// Refuses to serve development mode (no authentication: anyone may
+    /// connect as any user) on `addr` unless it is a loopback address or
+    /// `server.insecure` is set. `development` says whether the relay runs
+    /// without authentication (a host may plug in its own authenticator).
+    pub fn check_exposure(&self, addr: SocketAddr, development: bool) -> Result<(), Error> {
+        if development && !addr.ip().is_loopback() && !self.server.insecure {
+            return Err(Error::Config(format!(
+                "refusing to listen on {addr} without authentication: anyone could connect as any user. \
+                 Configure auth.tokens (or an authenticator), listen on a loopback address, or set server.insecure (--insecure) to do it anyway"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `session.outbox_total_bytes`, with 0 resolved to a quarter of the
+    /// machine's memory (1 GiB where that cannot be read).
+    pub fn outbox_total_bytes(&self) -> u64 {
+        match self.session.outbox_total_bytes {
+            0 => machine_memory().map_or(1 << 30, |m| m / 4),
+            n => n,
+        }
+    }
+
+    /// `limits.slow_consumer_ms` as a duration.
+    pub fn slow_consumer_after(&self) -> Duration {
+        Duration::from_millis(self.limits.slow_consumer_ms)
+    }
+
     /// `session.ttl_ms` as a duration.
     pub fn session_ttl(&self) -> Duration {
         Duration::from_millis(self.session.ttl_ms)
     }
 }
 
+/// Total memory of the machine in bytes (Linux: `/proc/meminfo`).
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn development_mode_is_refused_on_a_public_address_unless_insecure() {
+        let mut c = Config::default();
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let e = c.check_exposure(public, true).unwrap_err().to_string();
+        assert!(e.contains("without authentication"), "{e}");
+        assert!(c.check_exposure(public, false).is_ok());
+        assert!(c
+            .check_exposure("127.0.0.1:1".parse().unwrap(), true)
+            .is_ok());
+        assert!(c.check_exposure("[::1]:1".parse().unwrap(), true).is_ok());
+        c.server.insecure = true;
+        assert!(c.check_exposure(public, true).is_ok());
+    }
+
+    #[test]
+    fn the_outbox_budget_defaults_to_a_quarter_of_memory() {
+        let mut c = Config::default();
+        assert!(c.outbox_total_bytes() >= 1 << 20);
+        c.session.outbox_total_bytes = 1;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("outbox_total_bytes"));
+        c.session.outbox_total_bytes = 8 << 20;
+        assert_eq!(c.outbox_total_bytes(), 8 << 20);
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -19,6 +19,9 @@ pub const MAX_ID_CHARS: usize = 64;
 pub const MAX_SESSION_ID_LEN: usize = 128;
 /// The longest `client` string in `hello`, in characters.
 pub const MAX_CLIENT_CHARS: usize = 128;
+/// The nesting bound [`parse`] applies (the default of the server's
+/// `limits.max_json_depth`).
+pub const DEFAULT_MAX_DEPTH: usize = 64;
 
 /// A request id: a string of at most 64 characters, or an integer.
 ///
@@ -279,7 +282,15 @@ pub(crate) fn present<'de: 'a, 'a, D: Deserializer<'de>>(
 /// for a missing or invalid field. The error carries the frame's `id` when
 /// that was valid.
 pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
-    let (raw, ty) = envelope(text)?;
+    parse_bounded(text, DEFAULT_MAX_DEPTH)
+}
+
+/// [`parse`] with a nesting bound: arrays and objects nested deeper than
+/// `max_depth` (the frame itself is depth 1), anywhere in the frame, are
+/// refused before anything else is read: `bad_request` when the frame has
+/// a valid `id`, `bad_frame` otherwise.
+pub fn parse_bounded(text: &str, max_depth: usize) -> Result<ClientFrame<'_>, ParseError> {
+    let (raw, ty) = envelope(text, max_depth)?;
     // The id is checked first, so that every later error can echo it.
     let id = match raw.id {
         None => None,
@@ -289,7 +300,26 @@ pub fn parse(text: &str) -> Result<ClientFrame<'_>, ParseError> {
 }
 
 /// The frame's fields and its `type`, or the `bad_frame` error.
-fn envelope(text: &str) -> Result<(RawFrame<'_>, std::borrow::Cow<'_, str>), ParseError> {
+fn envelope(
+    text: &str,
+    max_depth: usize,
+) -> Result<(RawFrame<'_>, std::borrow::Cow<'_, str>), ParseError> {
+    if exceeds_depth(text, max_depth) {
+        let message = format!("frame is nested deeper than {max_depth} levels");
+        // serde_json skips nested values without recursing (and stops at
+        // its own bound of 128), so the id can still be read safely.
+        let id = serde_json::from_str::<RawFrame<'_>>(text)
+            .ok()
+            .and_then(|raw| raw.id)
+            .and_then(|v| request_id(v).ok());
+        return Err(match id {
+            Some(id) => ParseError {
+                error: ProtocolError::new(ErrorCode::BadRequest, message),
+                id: Some(id),
+            },
+            None => ParseError::new(ErrorCode::BadFrame, message),
+        });
+    }
     // serde would also read a struct from a JSON array, field by field.
     if !is_object_text(text) {
         let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -339,7 +369,7 @@ pub fn canonical_ack(text: &str) -> Option<u64> {
 /// # Errors
 /// As [`parse`], and `bad_request` when the frame carries an `id`.
 pub fn parse_unnumbered(text: &str) -> Result<ClientFrame<'_>, ParseError> {
-    let (raw, ty) = envelope(text)?;
+    let (raw, ty) = envelope(text, DEFAULT_MAX_DEPTH)?;
     if raw.id.is_some() {
         return Err(ParseError::new(
             ErrorCode::BadRequest,
@@ -348,6 +378,39 @@ pub fn parse_unnumbered(text: &str) -> Result<ClientFrame<'_>, ParseError> {
     }
     let id = (ty == "rpc").then_some(RequestId::Int(0));
     frame(&ty, &raw, id).map_err(|error| ParseError { error, id: None })
+}
+
+/// Whether arrays and objects in `text` nest deeper than `max` (outside
+/// strings). One pass over the bytes, no recursion: the bound is checked
+/// before any parser sees the frame. Invalid JSON is left to the parser.
+pub fn exceeds_depth(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether the text starts (after whitespace) with `{`.
@@ -678,5 +741,39 @@ mod tests {
         ] {
             assert_eq!(canonical_ack(text), None, "{text}");
         }
+    }
+
+    fn nested(depth: usize) -> String {
+        format!(
+            r#"{{"type":"publish","id":7,"group":"g","data":{}1{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    }
+
+    #[test]
+    fn the_depth_bound_counts_the_frame_and_ignores_brackets_in_strings() {
+        assert!(parse_bounded(&nested(64), 64).is_ok());
+        let e = parse_bounded(&nested(65), 64).unwrap_err();
+        assert_eq!(
+            (e.error.code, e.id),
+            (ErrorCode::BadRequest, Some(RequestId::Int(7)))
+        );
+        let text = r#"{"type":"publish","group":"g","data":"[[[[[[{{{{\"[[["}"#;
+        assert!(
+            parse_bounded(text, 2).is_ok(),
+            "brackets in strings do not count"
+        );
+        // Far deeper than serde_json's own bound: refused, with no id to echo.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            parse_bounded(&deep, 64).unwrap_err().error.code,
+            ErrorCode::BadFrame
+        );
+        let deep_object = format!(r#"{{"type":"ping","id":{}"#, "{\"a\":".repeat(100_000));
+        assert_eq!(
+            parse_bounded(&deep_object, 64).unwrap_err().error.code,
+            ErrorCode::BadFrame
+        );
     }
 }

@@ -4,6 +4,11 @@
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down.
 pub const GOING_AWAY: u16 = 1001;
+/// The client broke RFC 6455 (an unmasked frame, a control frame over 125
+/// bytes, reserved bits or opcodes, bad fragmentation).
+pub const PROTOCOL: u16 = 1002;
+/// A text frame was not valid UTF-8.
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// Repeated abuse (too many bad frames or rate-limit violations).
 pub const POLICY: u16 = 1008;
 /// A frame was over the transport size limit.
@@ -31,19 +36,29 @@ pub const TAKEN_OVER: u16 = 4009;
 
 /// Whether a client should reconnect (and resume) after this close code.
 ///
-/// Authentication failures, a bad hello and policy closes are not retried:
-/// retrying would fail the same way.
+/// Authentication failures, a bad hello, protocol violations and policy
+/// closes are not retried: retrying would fail the same way.
 pub fn is_retryable(code: u16) -> bool {
     !matches!(
         code,
-        NORMAL | POLICY | BAD_HELLO | AUTH_FAILED | TOKEN_EXPIRED | KICKED | TAKEN_OVER
+        NORMAL
+            | PROTOCOL
+            | INVALID_PAYLOAD
+            | POLICY
+            | BAD_HELLO
+            | AUTH_FAILED
+            | TOKEN_EXPIRED
+            | KICKED
+            | TAKEN_OVER
     )
 }
 
 /// Every close code the relay uses, with its name in `tests/vectors/codes.json`.
-pub const ALL: [(u16, &str); 14] = [
+pub const ALL: [(u16, &str); 16] = [
     (NORMAL, "normal"),
     (GOING_AWAY, "going_away"),
+    (PROTOCOL, "protocol_error"),
+    (INVALID_PAYLOAD, "invalid_payload"),
     (POLICY, "policy"),
     (TOO_BIG, "too_big"),
     (INTERNAL, "internal"),
