@@ -80,7 +80,7 @@ func none(t *testing.T, c *zerorelay.Client, d time.Duration) {
 }
 
 func TestDirectGroupAndBroadcastMessages(t *testing.T) {
-	s := startServer(t, nil)
+	s := startServer(t, map[string]any{"features": map[string]any{"client_broadcast": true}})
 	alice := dial(t, s.URL(), "alice")
 	bob := dial(t, s.URL(), "bob")
 	if err := bob.Join(ctx(t), "room"); err != nil {

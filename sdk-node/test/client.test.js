@@ -58,7 +58,7 @@ test('send reaches a user or one session', async (t) => {
 })
 
 test('broadcast reaches every other session; the host can publish and send', async (t) => {
-  const s = await startServer(t)
+  const s = await startServer(t, { features: { client_broadcast: true } })
   const a = await client(t, s.url, 'alice')
   const b = await client(t, s.url, 'bob')
   await b.join('news')

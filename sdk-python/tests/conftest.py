@@ -18,7 +18,8 @@ FAST_RECONNECT = {"base_ms": 20, "cap_ms": 100}
 
 @pytest.fixture
 async def server() -> AsyncIterator[zerorelay.Server]:
-    async with zerorelay.Server() as s:
+    # Client broadcast is off by default; the suite exercises it.
+    async with zerorelay.Server({"features": {"client_broadcast": True}}) as s:
         yield s
 
 

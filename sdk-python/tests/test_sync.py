@@ -12,7 +12,7 @@ import zerorelay.sync
 
 
 def test_sync_client_and_server_round_trip() -> None:
-    with zerorelay.sync.Server() as server:
+    with zerorelay.sync.Server({"features": {"client_broadcast": True}}) as server:
         events: list[str] = []
         with (
             zerorelay.sync.connect(

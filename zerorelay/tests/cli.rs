@@ -199,10 +199,14 @@ fn invalid_configuration_is_refused_naming_the_key() {
         (vec!["--listen", "not-an-address"], vec![], "server.listen"),
         (
             vec![],
-            vec![("ZERORELAY_LIMITS_SEND_QUEUE", "lots")],
-            "ZERORELAY_LIMITS_SEND_QUEUE",
+            vec![("ZERORELAY_LIMITS_SLOW_CONSUMER_MS", "lots")],
+            "ZERORELAY_LIMITS_SLOW_CONSUMER_MS",
         ),
-        (vec![], vec![("ZERORELAY_TYPO", "1")], "ZERORELAY_TYPO"),
+        (
+            vec![],
+            vec![("ZERORELAY_LIMITS_TYPO", "1")],
+            "ZERORELAY_LIMITS_TYPO",
+        ),
         (
             vec!["--config", "/nonexistent/zerorelay.toml"],
             vec![],
@@ -245,14 +249,33 @@ fn development_mode_refuses_a_non_loopback_address() {
 #[test]
 fn config_prints_the_effective_configuration() {
     let out = run(
-        &["config", "--set", "limits.send_queue=77"],
+        &["config", "--set", "limits.slow_consumer_ms=77"],
         &[("ZERORELAY_AUTH_TOKENS", "secret=alice")],
     );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("send_queue = 77"), "{text}");
-    assert!(text.contains("secret = \"alice\""), "{text}");
+    assert!(text.contains("slow_consumer_ms = 77"), "{text}");
+    // Tokens are credentials: shown masked, with their users.
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.contains("\"<redacted 1>\" = \"alice\""), "{text}");
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+}
+
+#[test]
+fn other_zerorelay_variables_are_ignored_with_a_warning() {
+    let out = run(
+        &["config"],
+        &[
+            ("ZERORELAY_BUILD_PROFILE", "debug"),
+            ("ZERORELAY_BIN", "/x"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ZERORELAY_BIN") && err.contains("ZERORELAY_BUILD_PROFILE"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -59,8 +59,10 @@ fn data(m: &zerorelay::protocol::server::MessageFrame) -> Value {
 
 #[tokio::test]
 async fn clients_exchange_direct_group_broadcast_and_rpc() {
+    let mut cfg = config();
+    cfg.features.client_broadcast = true;
     let s = common::start_with(
-        zerorelay::Relay::builder(config()).rpc("add", |_, v| async move {
+        zerorelay::Relay::builder(cfg).rpc("add", |_, v| async move {
             Ok(json!(
                 v[0].as_i64().unwrap_or(0) + v[1].as_i64().unwrap_or(0)
             ))
@@ -629,6 +631,27 @@ async fn bad_urls_and_options_are_refused_with_a_clear_error() {
         .to_string()
         .contains("ack.batch"));
     assert!(ClientOptions::from_json(r#"{"user":"a b"}"#).is_err());
+    // Absurd durations are refused by name instead of overflowing a timer.
+    for (json, key) in [
+        (
+            r#"{"request_timeout_ms":18446744073709551615}"#,
+            "request_timeout_ms",
+        ),
+        (r#"{"connect_timeout_ms":86400001}"#, "connect_timeout_ms"),
+        (
+            r#"{"ack":{"interval_ms":1000000000000}}"#,
+            "ack.interval_ms",
+        ),
+        (
+            r#"{"reconnect":{"base_ms":1,"cap_ms":99999999999}}"#,
+            "reconnect.cap_ms",
+        ),
+        (r#"{"refresh_margin_ms":99999999999}"#, "refresh_margin_ms"),
+    ] {
+        let e = ClientOptions::from_json(json).unwrap_err();
+        assert!(e.to_string().contains(key), "{json}: {e}");
+        assert_eq!(e.code(), "invalid_argument");
+    }
     let o = ClientOptions::from_json(r#"{"user":"alice","queue":{"full":"drop_oldest"}}"#).unwrap();
     assert_eq!(o.queue.full, FullPolicy::DropOldest);
 }
@@ -638,7 +661,6 @@ async fn close_gets_through_when_the_application_stopped_reading_events() {
     let mut c = config();
     c.session.outbox_messages = 100_000;
     c.session.outbox_bytes = 1 << 26;
-    c.limits.send_queue = 100_000;
     let server = start(c).await;
     let (client, _events) = Client::connect(&server.url(), opts("a")).await.unwrap();
     client.join("g").await.unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, key_of, start, Client};
+use common::{config, key_of, start, Client, Frame};
 use serde_json::json;
 
 #[tokio::test]
@@ -316,32 +316,87 @@ async fn a_client_that_answers_pings_stays_connected() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// A client that stops reading: its socket fills, its writer blocks, and the
+/// bytes queued for it stay over `limits.slow_consumer_bytes`.
+#[tokio::test]
 async fn a_slow_consumer_is_closed_with_4008_and_loses_nothing_on_resume() {
     let mut cfg = config();
-    cfg.limits.send_queue = 8;
+    cfg.limits.slow_consumer_bytes = 64 << 10;
+    cfg.limits.slow_consumer_ms = 200;
+    cfg.session.outbox_messages = 100_000;
+    cfg.session.outbox_bytes = 256 << 20;
     let s = start(cfg).await;
     let mut slow = Client::connect(&s, "slow").await;
     let mut other = Client::connect(&s, "other").await;
     let session = slow.session.clone();
     other.ok(json!({"type":"join","id":1,"group":"feed"})).await;
-    // Without yielding, the slow connection's writer cannot drain: the
-    // send queue overflows on the ninth message.
-    for i in 1..=20 {
-        s.relay.send_to_user("slow", &i).unwrap();
+    let chunk = "x".repeat(16 << 10);
+    let mut sent = 0u64;
+    // Bounded: until the close, at most 4,000 messages (64 MB).
+    while s.relay.stats().slow_consumers == 0 && sent < 4_000 {
+        sent += 1;
+        s.relay.send_to_user("slow", &json!([sent, chunk])).unwrap();
+        if sent % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
-    let (code, _) = slow.closed().await;
-    assert_eq!(code, 4008);
-    assert_eq!(s.relay.stats().slow_consumers, 1);
+    assert_eq!(s.relay.stats().slow_consumers, 1, "closed after {sent}");
     // Other clients are unaffected.
     s.relay.publish("feed", &"still here").unwrap();
     assert_eq!(other.message().await["data"], "still here");
+    // What the slow reader finds in its socket ends with the 4008 close.
+    let mut last = 0;
+    let code = loop {
+        match slow.next_frame().await {
+            Frame::Text(m) => last = m["seq"].as_u64().unwrap(),
+            Frame::Close(code) => break code,
+        }
+    };
+    assert_eq!(code, 4008);
     s.wait_detached(&session).await;
-    let (mut slow, w) = Client::resume(&s, "slow", &session, 0).await;
+    let (mut slow, w) = Client::resume(&s, "slow", &session, last).await;
     assert_eq!(w["resumed"], true);
-    for i in 1..=20 {
+    for i in last + 1..=sent {
         let m = slow.message().await;
-        assert_eq!((m["seq"].as_u64(), m["data"].as_u64()), (Some(i), Some(i)));
+        assert_eq!(
+            (m["seq"].as_u64(), m["data"][0].as_u64()),
+            (Some(i), Some(i))
+        );
+    }
+    s.stop().await;
+}
+
+/// A publisher may send `limits.rate_burst` frames at once; members that
+/// read as fast as they can get every message and are never closed.
+#[tokio::test]
+async fn a_publish_burst_does_not_close_members_that_keep_reading() {
+    let s = start(config()).await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let mut m = Client::connect(&s, &format!("m{i}")).await;
+        m.ok(json!({"type":"join","id":1,"group":"burst"})).await;
+        members.push(m);
+    }
+    let mut publisher = Client::connect(&s, "publisher").await;
+    for run in 0..3u64 {
+        let frames: Vec<String> = (0..2_000)
+            .map(|i| json!({"type":"publish","group":"burst","data":[run, i]}).to_string())
+            .collect();
+        publisher.send_all(&frames).await;
+        for m in &mut members {
+            for i in 0..2_000u64 {
+                let f = m.message().await;
+                assert_eq!(f["data"], json!([run, i]), "run {run}");
+                assert_eq!(f["seq"], run * 2_000 + i + 1);
+            }
+            m.ack(run * 2_000 + 2_000).await;
+        }
+        // The rate budget refills before the next burst.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+    }
+    assert_eq!(s.relay.stats().slow_consumers, 0);
+    for m in &mut members {
+        m.silent(50).await;
     }
     s.stop().await;
 }
@@ -399,9 +454,10 @@ async fn graceful_shutdown_delivers_queued_messages_then_closes_with_1001() {
 }
 
 #[tokio::test]
-async fn resuming_with_a_backlog_larger_than_the_send_queue_is_not_a_slow_consumer() {
+async fn resuming_with_a_backlog_larger_than_the_slow_consumer_bound_is_not_a_slow_consumer() {
     let mut cfg = config();
-    cfg.limits.send_queue = 16;
+    cfg.limits.slow_consumer_bytes = 1 << 10;
+    cfg.limits.slow_consumer_ms = 1_000;
     let s = start(cfg).await;
     let a = Client::connect(&s, "alice").await;
     let session = a.session.clone();

@@ -139,7 +139,9 @@ async fn publish_reaches_members_only_and_echo_is_opt_in() {
 
 #[tokio::test]
 async fn broadcast_reaches_everyone_but_the_sender_unless_echo() {
-    let s = start(config()).await;
+    let mut cfg = config();
+    cfg.features.client_broadcast = true;
+    let s = start(cfg).await;
     let mut a = Client::connect(&s, "alice").await;
     let mut b = Client::connect(&s, "bob").await;
     let mut anon = Client::raw(&s).await;
@@ -162,9 +164,8 @@ async fn broadcast_reaches_everyone_but_the_sender_unless_echo() {
 }
 
 #[tokio::test]
-async fn features_can_disable_client_broadcast_and_send_to_session() {
+async fn client_broadcast_is_off_by_default_and_send_to_session_can_be_disabled() {
     let mut cfg = config();
-    cfg.features.client_broadcast = false;
     cfg.features.send_to_session = false;
     let s = start(cfg).await;
     let mut a = Client::connect(&s, "alice").await;

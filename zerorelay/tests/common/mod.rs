@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -85,6 +86,13 @@ impl Server {
         }
         panic!("session {session} never went away");
     }
+}
+
+/// A text frame or a close.
+#[derive(Debug)]
+pub enum Frame {
+    Text(Value),
+    Close(u16),
 }
 
 pub struct Client {
@@ -268,6 +276,31 @@ impl Client {
                 Ok(other) => panic!("expected silence, got {other:?}"),
             }
         }
+    }
+
+    /// The next text frame or the close (its code), skipping pings.
+    pub async fn next_frame(&mut self) -> Frame {
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the connection is open")
+                .expect("no transport error");
+            match m {
+                Message::Text(t) => return Frame::Text(serde_json::from_str(&t).unwrap()),
+                Message::Close(Some(f)) => return Frame::Close(u16::from(f.code)),
+                Message::Close(None) => return Frame::Close(1005),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends every frame with one flush (a burst).
+    pub async fn send_all(&mut self, frames: &[String]) {
+        for f in frames {
+            self.ws.feed(Message::text(f.clone())).await.unwrap();
+        }
+        self.ws.flush().await.unwrap();
     }
 
     /// Closes cleanly with 1000.
