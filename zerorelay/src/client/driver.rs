@@ -622,6 +622,7 @@ impl Driver {
                                 .send(Event::Error {
                                     code: "internal".into(),
                                     message: format!("cannot write {}: {e}", path.display()),
+                                    seq: None,
                                 })
                                 .await;
                         }
