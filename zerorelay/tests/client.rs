@@ -428,6 +428,12 @@ async fn a_restarted_process_sends_what_it_accepted_while_offline() {
         key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
         "{key}"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the key: {mode:o}");
+    }
 
     // The second process starts from the file.
     proxy.up();
