@@ -366,7 +366,7 @@ impl Engine {
                         seq,
                         message: e.to_string(),
                     };
-                    self.on_message(now, seq, |seq| Event::Error {
+                    self.on_message(now, seq, || Event::Error {
                         code: err.code().into(),
                         message: err.to_string(),
                         seq: Some(seq),
@@ -387,7 +387,7 @@ impl Engine {
             ServerFrame::Welcome(w) => self.on_welcome(now, w),
             ServerFrame::Message(m) => {
                 let seq = m.seq;
-                self.on_message(now, seq, move |_| Event::Message(m));
+                self.on_message(now, seq, move || Event::Message(m));
             }
             ServerFrame::Gap {
                 from_seq,
@@ -431,7 +431,7 @@ impl Engine {
 
     /// Message `seq` arrived: emits `event` for it unless it is a
     /// redelivery, after a loss for any seqs skipped, and schedules its ack.
-    fn on_message(&mut self, now: Instant, seq: u64, event: impl FnOnce(u64) -> Event) {
+    fn on_message(&mut self, now: Instant, seq: u64, event: impl FnOnce() -> Event) {
         if self.phase != Phase::Connected {
             return;
         }
@@ -446,7 +446,7 @@ impl Engine {
             });
         }
         self.last_seq = seq;
-        self.emit(event(seq));
+        self.emit(event());
         self.schedule_ack(now);
     }
 
