@@ -29,8 +29,18 @@ type Message struct {
 	TS          int64           `json:"ts"` // server time, Unix milliseconds
 }
 
-// Decode unmarshals the payload into v.
-func (m Message) Decode(v any) error { return json.Unmarshal(m.Data, v) }
+// Decode unmarshals the payload into v. A payload v cannot take (nested
+// deeper than encoding/json's limit of 10,000, a number out of range, the
+// wrong shape) is an *Error with code undecodable (errors.Is(err,
+// ErrUndecodable)) and Seq set to this message's seq; it unwraps to the
+// decoder's error. Only this message is affected: the payload stays in Data,
+// and the messages after it arrive as usual.
+func (m Message) Decode(v any) error {
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return &Error{Code: "undecodable", Message: fmt.Sprintf("message %d could not be decoded: %v", m.Seq, err), Seq: m.Seq, cause: err}
+	}
+	return nil
+}
 
 // Time is when the server routed the message.
 func (m Message) Time() time.Time { return time.UnixMilli(m.TS) }
@@ -52,6 +62,7 @@ type Event struct {
 	ToSeq       uint64        // loss
 	ErrorCode   string        // error
 	Message     string        // error
+	Seq         uint64        // error about one message (code undecodable), else 0
 	Groups      []string      // rejoined
 }
 
@@ -69,6 +80,7 @@ type wireEvent struct {
 	FromSeq     uint64          `json:"from_seq"`
 	ToSeq       uint64          `json:"to_seq"`
 	Message     string          `json:"message"`
+	Seq         uint64          `json:"seq"`
 	Groups      []string        `json:"groups"`
 	// reply
 	Request uint64          `json:"request"`
@@ -203,22 +215,25 @@ func (c *Client) pump() {
 		}
 		batch := C.GoBytes(unsafe.Pointer(out), C.int(n))
 		C.zr_bytes_free(out, n)
-		if err := c.dispatchBatch(batch); err != nil {
-			c.logger.Error("zerorelay: undecodable event batch", "error", err)
-		}
+		c.dispatchBatch(batch)
 	}
 }
 
 // dispatchBatch decodes zr_client_next_batch's records (see zerorelay.h):
-// messages are binary, everything else JSON.
-func (c *Client) dispatchBatch(b []byte) error {
+// messages are binary, everything else JSON. Records are decoded one by
+// one: a record that does not decode is logged and skipped, and the rest of
+// the batch is still dispatched. (Payloads are never decoded here: they stay
+// json.RawMessage until the application calls Message.Decode.)
+func (c *Client) dispatchBatch(b []byte) {
 	for len(b) > 0 {
 		if len(b) < 5 {
-			return errBatch
+			c.logger.Error("zerorelay: truncated event batch", "bytes", len(b))
+			return
 		}
 		tag, n := b[0], int(binary.LittleEndian.Uint32(b[1:5]))
 		if len(b) < 5+n {
-			return errBatch
+			c.logger.Error("zerorelay: truncated event batch", "bytes", len(b))
+			return
 		}
 		rec := b[5 : 5+n]
 		b = b[5+n:]
@@ -226,18 +241,19 @@ func (c *Client) dispatchBatch(b []byte) error {
 		case 1:
 			m, err := decodeMessage(rec)
 			if err != nil {
-				return err
+				c.logger.Error("zerorelay: undecodable message record", "error", err)
+				continue
 			}
 			c.messages <- m
 		case 2:
 			var e wireEvent
 			if err := json.Unmarshal(rec, &e); err != nil {
-				return err
+				c.logger.Error("zerorelay: undecodable event", "error", err)
+				continue
 			}
 			c.dispatch(&e)
 		}
 	}
-	return nil
 }
 
 var errBatch = errors.New("truncated event batch")
@@ -327,9 +343,10 @@ func (c *Client) dispatch(e *wireEvent) {
 		c.logger.Warn("zerorelay: messages lost", "from_seq", ev.FromSeq, "to_seq", ev.ToSeq, "reason", ev.Reason)
 	case "error":
 		_ = json.Unmarshal(e.Code, &ev.ErrorCode)
-		c.logger.Warn("zerorelay: error", "code", ev.ErrorCode, "message", ev.Message)
+		ev.Seq = e.Seq
+		c.logger.Warn("zerorelay: error", "code", ev.ErrorCode, "message", ev.Message, "seq", ev.Seq)
 		c.mu.Lock()
-		c.lastErr = &Error{Code: ev.ErrorCode, Message: ev.Message}
+		c.lastErr = &Error{Code: ev.ErrorCode, Message: ev.Message, Seq: ev.Seq}
 		c.mu.Unlock()
 	case "rejoined":
 		c.logger.Info("zerorelay: rejoined groups", "groups", ev.Groups)

@@ -8,7 +8,14 @@ import "fmt"
 type Error struct {
 	Code    string
 	Message string
+	// Seq is the seq of the one message the error is about (code
+	// undecodable), else 0.
+	Seq   uint64
+	cause error
 }
+
+// Unwrap returns the decoder's error behind an undecodable message.
+func (e *Error) Unwrap() error { return e.cause }
 
 func (e *Error) Error() string {
 	if e.Message == "" {
@@ -48,6 +55,9 @@ var (
 	ErrConnection      = &Error{Code: "connection"}
 	ErrIO              = &Error{Code: "io"}
 	ErrPanic           = &Error{Code: "panic"}
+	// ErrUndecodable: a delivered message's payload could not be decoded
+	// (by Message.Decode, or by the engine); Error.Seq names the message.
+	ErrUndecodable = &Error{Code: "undecodable"}
 )
 
 // sentinels maps every code the library can report to its sentinel; a
@@ -59,7 +69,7 @@ func init() {
 		ErrBadFrame, ErrBadRequest, ErrUnsupported, ErrUnauthorized, ErrForbidden,
 		ErrNotFound, ErrTooLarge, ErrRateLimited, ErrLimitExceeded, ErrInternal,
 		ErrTimeout, ErrClosed, ErrQueueFull, ErrCancelled, ErrInvalidArgument,
-		ErrConnection, ErrIO, ErrPanic,
+		ErrConnection, ErrIO, ErrPanic, ErrUndecodable,
 	} {
 		sentinels[e.Code] = e
 	}

@@ -223,7 +223,7 @@ class Client extends EventEmitter {
         this.#emit('rejoined', { groups: e.groups })
         break
       case 'error':
-        this.#emitError(new ZerorelayError(e.code, e.message))
+        this.#emitError(new ZerorelayError(e.code, e.message, e.seq === undefined ? undefined : { seq: e.seq }))
         break
       case 'closed':
         this.#closedReason = e.reason

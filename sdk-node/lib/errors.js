@@ -10,19 +10,21 @@ const PROTOCOL_CODES = Object.freeze([
 
 /** Codes the client itself reports (and the host API's `io`). */
 const CLIENT_CODES = Object.freeze([
-  'timeout', 'closed', 'queue_full', 'cancelled', 'invalid_argument', 'connection', 'io',
+  'timeout', 'closed', 'queue_full', 'cancelled', 'invalid_argument', 'connection', 'io', 'undecodable',
 ])
 
 class ZerorelayError extends Error {
   /**
    * @param {string} code
    * @param {string} message
-   * @param {ErrorOptions} [options]
+   * @param {ErrorOptions & { seq?: number }} [options]
    */
   constructor (code, message, options) {
     super(message, options)
     this.name = 'ZerorelayError'
     this.code = code
+    // The one message an 'error' event is about (code 'undecodable').
+    if (options && options.seq !== undefined) this.seq = options.seq
   }
 }
 

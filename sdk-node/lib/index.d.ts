@@ -9,6 +9,7 @@ export type ProtocolCode =
 /** Codes the client reports itself (and the host API's `io`). */
 export type ClientCode =
   | 'timeout' | 'closed' | 'queue_full' | 'cancelled' | 'invalid_argument' | 'connection' | 'io'
+  | 'undecodable'
 
 export type ErrorCode = ProtocolCode | ClientCode
 
@@ -18,8 +19,10 @@ export declare const version: string
 
 /** Every failure: `code` says what happened. An aborted request has `name` 'AbortError'. */
 export declare class ZerorelayError extends Error {
-  constructor (code: ErrorCode | string, message: string, options?: ErrorOptions)
+  constructor (code: ErrorCode | string, message: string, options?: ErrorOptions & { seq?: number })
   readonly code: ErrorCode
+  /** On an `'error'` event about one message (code `undecodable`): its seq. */
+  readonly seq?: number
 }
 
 /** Any JSON-serializable value. */

@@ -17,7 +17,7 @@ async function main (): Promise<void> {
   })
   client.on('connected', ({ session, resumed }) => console.log(session, resumed))
   client.on('disconnected', ({ code, willRetry }) => console.log(code, willRetry))
-  client.on('error', (e) => console.log(e.code))
+  client.on('error', (e) => console.log(e.code, e.seq ?? 'not about one message'))
   client.on('message', (m: Message) => console.log(m.seq, m.kind, m.from))
   await client.join('room')
   await client.publish('room', { text: 'hi' } satisfies Chat, { echo: true })

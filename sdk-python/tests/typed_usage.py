@@ -35,6 +35,12 @@ async def chat(url: str) -> list[Any]:
         async def later(e: zerorelay.Event) -> None:
             await asyncio.sleep(e.delay)
 
+        @client.on("error")
+        def skipped(e: zerorelay.Event) -> None:
+            if e.code == zerorelay.Undecodable.code:
+                seq: Optional[int] = e.seq
+                print("message", seq, "could not be decoded:", e.message)
+
         session: Optional[str] = client.session
         got.append(session)
         async for msg in client:

@@ -53,6 +53,7 @@ from .errors import (
     Timeout,
     TooLarge,
     Unauthorized,
+    Undecodable,
     Unsupported,
     ZerorelayError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Timeout",
     "TooLarge",
     "Unauthorized",
+    "Undecodable",
     "Unsupported",
     "ZerorelayError",
     "__version__",

@@ -99,6 +99,7 @@ class Event:
     code: Optional[str] = None  # error
     message: Optional[str] = None  # error
     groups: tuple[str, ...] = ()  # rejoined
+    seq: Optional[int] = None  # error about one message (code "undecodable")
 
     @classmethod
     def _from_frame(cls, d: dict[str, Any]) -> Event:
@@ -119,6 +120,7 @@ class Event:
             code=d.get("code") if t == "error" else None,
             message=d.get("message"),
             groups=tuple(d.get("groups", ())),
+            seq=d.get("seq") if t == "error" else None,
         )
 
 

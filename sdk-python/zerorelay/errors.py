@@ -2,7 +2,7 @@
 
 The protocol's codes (docs/PROTOCOL.md section 17, `tests/vectors/codes.json`)
 and the client's own (`timeout`, `closed`, `queue_full`, `cancelled`,
-`invalid_argument`, `connection`). Every exception carries its code in
+`invalid_argument`, `connection`, `undecodable`). Every exception carries its code in
 `.code`; match on the class or the code, never on the message.
 """
 
@@ -124,6 +124,14 @@ class ConnectionFailed(ZerorelayError):
     code = "connection"
 
 
+class Undecodable(ZerorelayError):
+    """A delivered message could not be decoded (for example nested deeper
+    than Python's `json` allows). Reported as an ``error`` event whose `seq`
+    is that message's; the messages around it are delivered."""
+
+    code = "undecodable"
+
+
 ERRORS_BY_CODE: dict[str, type[ZerorelayError]] = {
     cls.code: cls
     for cls in (
@@ -143,6 +151,7 @@ ERRORS_BY_CODE: dict[str, type[ZerorelayError]] = {
         Cancelled,
         InvalidArgument,
         ConnectionFailed,
+        Undecodable,
     )
 }
 """Each stable code's exception class."""

@@ -422,6 +422,20 @@ async fn a_restarted_process_sends_what_it_accepted_while_offline() {
     .unwrap();
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(saved["pending"].as_array().unwrap().len(), 2);
+    // The session can be resumed only with its key, so the file keeps it.
+    let key = saved["resume_key"]
+        .as_str()
+        .expect("the state file keeps the resume key");
+    assert!(
+        key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the key: {mode:o}");
+    }
 
     // The second process starts from the file.
     proxy.up();
@@ -776,4 +790,43 @@ async fn a_connect_that_runs_out_of_time_says_why_the_last_attempt_failed() {
             && m.contains("refused"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn a_payload_too_deep_to_decode_is_reported_for_its_seq_and_the_stream_goes_on() {
+    let mut c = config();
+    c.limits.max_json_depth = 100_000;
+    let s = start(c).await;
+    let (alice, _aev) = Client::connect(&s.url(), opts("alice")).await.unwrap();
+    let (bob, mut bev) = Client::connect(&s.url(), opts("bob")).await.unwrap();
+    // Deeper than serde_json's default recursion limit of 128.
+    let deep = format!("{}{}", "[".repeat(1_000), "]".repeat(1_000));
+    let deep = serde_json::value::RawValue::from_string(deep).unwrap();
+    alice.send_to_user("bob", &1).await.unwrap();
+    alice.send_to_user("bob", &deep).await.unwrap();
+    alice.send_to_user("bob", &3).await.unwrap();
+    // The engine never decodes payloads: all three arrive, in order, the
+    // deep one byte for byte; decoding it is the application's, and fails
+    // for that one message with its seq.
+    let got = [
+        next_message(&mut bev).await,
+        next_message(&mut bev).await,
+        next_message(&mut bev).await,
+    ];
+    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(got[0].decode::<Value>(), Ok(json!(1)));
+    assert_eq!(got[1].data.get(), deep.get());
+    match got[1].decode::<Value>() {
+        Err(e @ ClientError::Undecodable { seq: 2, .. }) => {
+            assert_eq!(e.code(), "undecodable");
+            assert!(e.to_string().contains("recursion limit"), "{e}");
+        }
+        other => panic!("want undecodable for seq 2, got {other:?}"),
+    }
+    assert_eq!(got[2].decode::<Value>(), Ok(json!(3)));
+    // Still connected, still acknowledging, still able to publish.
+    assert!(matches!(bob.status(), Status::Connected(_)));
+    bob.send_to_user("alice", &"after").await.unwrap();
+    alice.close().await;
+    bob.close().await;
 }

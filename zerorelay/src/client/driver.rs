@@ -622,6 +622,7 @@ impl Driver {
                                 .send(Event::Error {
                                     code: "internal".into(),
                                     message: format!("cannot write {}: {e}", path.display()),
+                                    seq: None,
                                 })
                                 .await;
                         }
@@ -718,8 +719,11 @@ fn load_snapshot(path: &PathBuf) -> Result<Option<Snapshot>, ClientError> {
     }
 }
 
-/// Writes atomically (temporary file, then rename), or deletes.
+/// Writes atomically (temporary file, then rename), or deletes. The file
+/// holds the session's resume key, a secret: on Unix only its owner may
+/// read it.
 fn save_snapshot(path: &PathBuf, s: Option<&Snapshot>) -> std::io::Result<()> {
+    use std::io::Write as _;
     match s {
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -727,7 +731,18 @@ fn save_snapshot(path: &PathBuf, s: Option<&Snapshot>) -> std::io::Result<()> {
         },
         Some(s) => {
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(s).expect("a snapshot is JSON"))?;
+            // A leftover from a crash may have other permissions: start anew.
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let mut f = open.open(&tmp)?;
+            f.write_all(&serde_json::to_vec(s).expect("a snapshot is JSON"))?;
+            drop(f);
             std::fs::rename(&tmp, path)
         }
     }

@@ -325,6 +325,7 @@ impl Engine {
                     self.emit(Event::Error {
                         code: "unauthorized".into(),
                         message: format!("token provider failed: {e}"),
+                        seq: None,
                     });
                 }
             }
@@ -358,12 +359,25 @@ impl Engine {
         let frame = match ServerFrame::decode(text) {
             Ok(f) => f,
             Err(e) => {
-                // Unknown frame types are ignored (protocol §1); anything
-                // else malformed is reported.
-                if !e.to_string().starts_with("unknown server frame type") {
+                if let Some(seq) = crate::protocol::server::message_seq(text) {
+                    // A message whose payload does not decode: report that
+                    // one message, in its place, and go on with the next.
+                    let err = ClientError::Undecodable {
+                        seq,
+                        message: e.to_string(),
+                    };
+                    self.on_message(now, seq, || Event::Error {
+                        code: err.code().into(),
+                        message: err.to_string(),
+                        seq: Some(seq),
+                    });
+                } else if !e.to_string().starts_with("unknown server frame type") {
+                    // Unknown frame types are ignored (protocol §1); anything
+                    // else malformed is reported.
                     self.emit(Event::Error {
                         code: "bad_frame".into(),
                         message: format!("could not decode a server frame: {e}"),
+                        seq: None,
                     });
                 }
                 return;
@@ -372,22 +386,8 @@ impl Engine {
         match frame {
             ServerFrame::Welcome(w) => self.on_welcome(now, w),
             ServerFrame::Message(m) => {
-                if self.phase != Phase::Connected {
-                    return;
-                }
-                if m.seq <= self.last_seq {
-                    return; // a redelivery we already emitted
-                }
-                if m.seq > self.last_seq + 1 {
-                    self.emit(Event::Loss {
-                        from_seq: self.last_seq + 1,
-                        to_seq: m.seq - 1,
-                        reason: "unannounced".into(),
-                    });
-                }
-                self.last_seq = m.seq;
-                self.emit(Event::Message(m));
-                self.schedule_ack(now);
+                let seq = m.seq;
+                self.on_message(now, seq, move || Event::Message(m));
             }
             ServerFrame::Gap {
                 from_seq,
@@ -417,12 +417,37 @@ impl Engine {
                         if matches!(self.phase, Phase::Handshaking { .. }) {
                             self.last_error = Some(format!("{code}: {message}"));
                         }
-                        self.emit(Event::Error { code, message });
+                        self.emit(Event::Error {
+                            code,
+                            message,
+                            seq: None,
+                        });
                     }
                 }
             }
             ServerFrame::Pong { .. } => {}
         }
+    }
+
+    /// Message `seq` arrived: emits `event` for it unless it is a
+    /// redelivery, after a loss for any seqs skipped, and schedules its ack.
+    fn on_message(&mut self, now: Instant, seq: u64, event: impl FnOnce() -> Event) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        if seq <= self.last_seq {
+            return; // a redelivery we already emitted
+        }
+        if seq > self.last_seq + 1 {
+            self.emit(Event::Loss {
+                from_seq: self.last_seq + 1,
+                to_seq: seq - 1,
+                reason: "unannounced".into(),
+            });
+        }
+        self.last_seq = seq;
+        self.emit(event());
+        self.schedule_ack(now);
     }
 
     fn on_welcome(&mut self, now: Instant, w: crate::protocol::Welcome) {
@@ -533,6 +558,7 @@ impl Engine {
                     self.emit(Event::Error {
                         code: e.code().to_owned(),
                         message: e.to_string(),
+                        seq: None,
                     });
                 }
             }

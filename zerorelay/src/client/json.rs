@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use super::engine::{Reply, Request};
 use super::{ClientError, Event};
 use crate::protocol::client::{parse_unnumbered, ClientFrame};
+use crate::protocol::server::message_seq;
 
 /// Parses a request from its JSON form.
 pub fn request_from_json(json: &str) -> Result<Request, ClientError> {
@@ -59,9 +60,13 @@ pub fn event_to_json(e: &Event) -> String {
 /// Appends an event's JSON to `out`. A message decoded from the wire is
 /// passed on as the frame text the server sent (the event has the same
 /// shape), without encoding it again.
+///
+/// A message event always starts `{"type":"message","seq":N,` (a frame in
+/// another layout is encoded again), so that a binding whose JSON decoder
+/// fails on one message's payload can still name its seq.
 pub fn write_event(e: &Event, out: &mut String) {
     match e {
-        Event::Message(m) if m.text.is_some() => {
+        Event::Message(m) if m.text.as_deref().and_then(message_seq) == Some(m.seq) => {
             out.push_str(m.text.as_deref().expect("checked"));
         }
         other => out.push_str(&serde_json::to_string(other).expect("events are JSON")),

@@ -78,12 +78,23 @@ pub enum ClientError {
     /// The connection could not be established.
     #[error("connection failed: {0}")]
     Connection(String),
+    /// A delivered message could not be decoded (its payload is not what
+    /// the decoder accepts: malformed, nested too deep, a number out of
+    /// range). Only that message is affected: it counts as processed, and
+    /// the messages before and after it are delivered.
+    #[error("message {seq} could not be decoded: {message}")]
+    Undecodable {
+        /// The message's seq.
+        seq: u64,
+        /// What the decoder said.
+        message: String,
+    },
 }
 
 impl ClientError {
     /// A stable string code: the protocol's code for server errors, else one
     /// of `timeout`, `closed`, `queue_full`, `cancelled`, `invalid_argument`,
-    /// `connection`.
+    /// `connection`, `undecodable`.
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::Server { code, .. } => code.as_str(),
@@ -93,18 +104,33 @@ impl ClientError {
             ClientError::Cancelled => "cancelled",
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::Connection(_) => "connection",
+            ClientError::Undecodable { .. } => "undecodable",
         }
     }
 
     /// Every client-side code (beyond the protocol's), for binding tables.
-    pub const CLIENT_CODES: [&'static str; 6] = [
+    pub const CLIENT_CODES: [&'static str; 7] = [
         "timeout",
         "closed",
         "queue_full",
         "cancelled",
         "invalid_argument",
         "connection",
+        "undecodable",
     ];
+}
+
+impl MessageFrame {
+    /// Decodes the payload. A payload `T` cannot take (for example one
+    /// nested deeper than serde_json's limit of 128) is
+    /// [`ClientError::Undecodable`] with this message's seq; the payload
+    /// stays available as raw JSON in `data`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, ClientError> {
+        serde_json::from_str(self.data.get()).map_err(|e| ClientError::Undecodable {
+            seq: self.seq,
+            message: e.to_string(),
+        })
+    }
 }
 
 /// Something that happened, in order. Serialized as JSON with a `type` tag
@@ -158,6 +184,11 @@ pub enum Event {
         code: String,
         /// The message.
         message: String,
+        /// The seq of the one message this error is about (code
+        /// `undecodable`): that message counts as processed, and the
+        /// messages before and after it are delivered as usual.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     /// After a session was lost, the engine joined these groups again.
     Rejoined {

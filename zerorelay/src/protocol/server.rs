@@ -308,6 +308,14 @@ fn decode_canonical_message(text: &str) -> Option<MessageFrame> {
     })
 }
 
+/// The seq of a `message` frame that starts as [`Delivery::frame`] writes it
+/// (`{"type":"message","seq":N,`), without decoding the rest: a client can
+/// then report a message whose payload it cannot decode in its place.
+pub fn message_seq(text: &str) -> Option<u64> {
+    let (seq, rest) = take_u64(text.strip_prefix(MESSAGE_PREFIX)?)?;
+    rest.starts_with(',').then_some(seq)
+}
+
 /// Leading decimal digits as a u64.
 fn take_u64(s: &str) -> Option<(u64, &str)> {
     let n = s.bytes().take_while(u8::is_ascii_digit).count();

@@ -671,3 +671,63 @@ fn invalid_requests_are_refused_before_queueing() {
     }
     assert_eq!(t.e.queued(), 0);
 }
+
+#[test]
+fn a_message_that_does_not_decode_is_reported_in_its_place_and_acknowledged() {
+    let mut t = T::new(opts());
+    t.connect(S1, false);
+    let frame = |seq: u64, data: &str| {
+        format!(
+            r#"{{"type":"message","seq":{seq},"kind":"direct","from":"bob","from_session":"{S2}","data":{data},"ts":1}}"#
+        )
+    };
+    // Payloads the engine passes on as raw JSON, however deep or large.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    t.e.on_frame(t.now, &frame(1, &deep));
+    t.e.on_frame(t.now, &frame(2, "1e400"));
+    // A payload that is not JSON at all (a server that breaks the protocol).
+    t.e.on_frame(t.now, &frame(3, "[1,"));
+    t.e.on_frame(t.now, &frame(4, r#"{"n":4}"#));
+    let out = t.outputs();
+    let got: Vec<String> = events(&out)
+        .iter()
+        .map(|e| match e {
+            Event::Message(m) => format!("message {} ({} bytes)", m.seq, m.data.get().len()),
+            Event::Error { code, seq, .. } => format!("error {code} {seq:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "message 1 (200000 bytes)",
+            "message 2 (5 bytes)",
+            "error undecodable Some(3)",
+            "message 4 (7 bytes)"
+        ]
+    );
+    // The undecodable message counts as processed: the ack covers it.
+    t.advance(t.e.opts.ack.interval_ms);
+    assert_eq!(t.sent(), [json!({"type":"ack","seq":4})]);
+    // A redelivery of it is dropped like any other.
+    t.e.on_frame(t.now, &frame(3, "[1,"));
+    assert!(t.outputs().is_empty());
+}
+
+#[test]
+fn a_message_event_always_starts_with_its_type_and_seq() {
+    let mut t = T::new(opts());
+    t.connect(S1, false);
+    // The same message in another field order.
+    t.frame(
+        json!({"ts":1,"data":{"a":[1]},"seq":1,"kind":"direct","from":"bob",
+                   "from_session":S2,"type":"message"}),
+    );
+    let out = t.outputs();
+    let text = crate::client::json::events_to_json_array(
+        &events(&out).into_iter().cloned().collect::<Vec<_>>(),
+    );
+    assert!(text.starts_with(r#"[{"type":"message","seq":1,"#), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v[0]["data"], json!({"a":[1]}));
+}
