@@ -30,6 +30,7 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 ZR_SETS = [
     "--set", "limits.rate_per_sec=100000000", "--set", "limits.rate_burst=100000000",
     "--set", "server.max_connections=1000000", "--set", "session.max_sessions=1000000",
+    "--set", "server.max_handshaking_per_ip=1000000", "--set", "session.max_per_user=1000000",
     "--set", "server.worker_threads=1", "--log-level", "warn",
 ]
 

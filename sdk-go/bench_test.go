@@ -36,7 +36,7 @@ func publishLoop(b *testing.B, s *zerorelay.Server, n int, read *atomic.Int64, w
 
 func BenchmarkReceiveSDK(b *testing.B) {
 	s, err := zerorelay.StartServer(map[string]any{"server": map[string]any{"listen": "127.0.0.1:0"},
-		"limits": map[string]any{"send_queue": 8192}, "session": map[string]any{"outbox_messages": 8192}})
+		"limits": map[string]any{"slow_consumer_bytes": 1 << 30}, "session": map[string]any{"outbox_messages": 8192}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func BenchmarkReceiveSDK(b *testing.B) {
 
 func BenchmarkReceiveGorilla(b *testing.B) {
 	s, err := zerorelay.StartServer(map[string]any{"server": map[string]any{"listen": "127.0.0.1:0"},
-		"limits": map[string]any{"send_queue": 8192}, "session": map[string]any{"outbox_messages": 8192}})
+		"limits": map[string]any{"slow_consumer_bytes": 1 << 30}, "session": map[string]any{"outbox_messages": 8192}})
 	if err != nil {
 		b.Fatal(err)
 	}

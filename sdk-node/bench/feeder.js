@@ -13,7 +13,7 @@ async function main () {
   const server = await Server.start({
     server: { listen: '127.0.0.1:0' },
     session: { outbox_messages: 65536, outbox_bytes: 64 << 20 },
-    limits: { send_queue: 65536 },
+    limits: { slow_consumer_bytes: 1 << 30 },
   })
   console.log(server.url)
   const lines = readline.createInterface({ input: process.stdin })

@@ -121,7 +121,7 @@ test('an embedded server defaults to a free port on 127.0.0.1', async (t) => {
 })
 
 test('close returns although nobody reads the messages', async (t) => {
-  const s = await Server.start({ session: { outbox_messages: 100000, outbox_bytes: 1 << 26 }, limits: { send_queue: 100000 } })
+  const s = await Server.start({ session: { outbox_messages: 100000, outbox_bytes: 1 << 26 }, limits: { slow_consumer_bytes: 1 << 30 } })
   t.after(() => s.close())
   const c = await connect(s.url, { user: 'idle' })
   await c.join('g')

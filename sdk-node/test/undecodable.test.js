@@ -38,7 +38,7 @@ function depth (v) {
 }
 
 test('a payload nested 100,000 deep arrives between its neighbours and the client goes on', { timeout: 30000 }, async (t) => {
-  const s = await startServer(t, { limits: { max_json_depth: DEPTH, max_frame_bytes: 1 << 20 } })
+  const s = await startServer(t, { limits: { max_json_depth: DEPTH + 1, max_frame_bytes: 1 << 20 } })
   const bob = await client(t, s.url, 'bob')
   const errors = []
   bob.on('error', (e) => errors.push(e))

@@ -37,7 +37,7 @@ PAYLOAD = {"text": "hello, relay", "n": 12345, "ok": True}
 SERVER_CONFIG = {
     # Hold the whole stream for a slow reader instead of dropping it.
     "session": {"outbox_messages": 2_000_000, "outbox_bytes": 1 << 30},
-    "limits": {"send_queue": 2_000_000},
+    "limits": {"slow_consumer_bytes": 1 << 40},
 }
 
 

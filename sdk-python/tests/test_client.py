@@ -192,7 +192,7 @@ async def test_message_iteration_ends_when_the_client_closes(server: zerorelay.S
 
 _FLOOD_CONFIG = {
     "session": {"outbox_messages": 100_000, "outbox_bytes": 1 << 26},
-    "limits": {"send_queue": 100_000},
+    "limits": {"slow_consumer_bytes": 1 << 30},
 }
 
 

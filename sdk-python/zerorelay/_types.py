@@ -182,6 +182,8 @@ class Stats:
     deliveries: int
     dropped: int
     slow_consumers: int
+    trimmed: int
+    outbox_bytes: int
 
 
 @dataclass(frozen=True)

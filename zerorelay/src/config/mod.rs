@@ -303,7 +303,7 @@ impl Config {
         }
         let l = &self.limits;
         range("limits.max_frame_bytes", l.max_frame_bytes, 256, 64 << 20)?;
-        range("limits.max_json_depth", l.max_json_depth, 2, 100_000)?;
+        range("limits.max_json_depth", l.max_json_depth, 2, 1_000_000)?;
         range(
             "limits.transport_frame_factor",
             l.transport_frame_factor,

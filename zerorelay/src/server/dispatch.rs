@@ -48,10 +48,9 @@ where
             Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
         };
         self.frame_type = frame.type_name();
-        if let ClientFrame::Ack { seq } = frame {
-            return self.on_ack(seq);
-        }
-        if !self.limiter.allow(Instant::now()) {
+        // Acks have a budget of their own (`on_ack`).
+        let is_ack = matches!(frame, ClientFrame::Ack { .. });
+        if !is_ack && !self.limiter.allow(Instant::now()) {
             tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
             let id = frame.id().cloned();
             return self.reply_error(
@@ -68,7 +67,7 @@ where
                 "hello was already received on this connection",
                 true,
             ),
-            ClientFrame::Ack { .. } => unreachable!("acks are handled above"),
+            ClientFrame::Ack { seq } => self.on_ack(seq),
             ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
             ClientFrame::Join { id, group } => {
                 let r = self.join(group);

@@ -173,3 +173,55 @@ impl SessionStore for MemoryStore {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionLimits;
+
+    fn limits() -> SessionLimits {
+        SessionLimits {
+            slow_consumer_bytes: 1 << 20,
+            slow_consumer_after: std::time::Duration::from_secs(5),
+            outbox_messages: 16,
+            outbox_bytes: 1 << 20,
+            max_groups: 16,
+            recent_requests: 1_024,
+        }
+    }
+
+    #[test]
+    fn many_sessions_of_one_user_are_indexed_and_removed_one_by_one() {
+        let store = MemoryStore::new();
+        let user: Arc<str> = "alice".into();
+        let sessions: Vec<Arc<Session>> = (0..12_000)
+            .map(|i| {
+                let s = Arc::new(Session::new(
+                    format!("s_{i}").into(),
+                    Some(user.clone()),
+                    &limits(),
+                ));
+                store.insert(s.clone());
+                s
+            })
+            .collect();
+        let count = |store: &MemoryStore| {
+            let mut n = 0;
+            store.for_user("alice", &mut |_| n += 1);
+            n
+        };
+        assert_eq!(count(&store), 12_000);
+        // Removing one leaves exactly the others.
+        assert!(store.remove(&sessions[5_000]));
+        assert_eq!(count(&store), 11_999);
+        let mut left = Vec::new();
+        store.for_user("alice", &mut |s| left.push(s.id.clone()));
+        assert!(!left.iter().any(|id| &**id == "s_5000"));
+        for s in &sessions {
+            store.remove(s);
+        }
+        assert_eq!(count(&store), 0);
+        assert!(store.users.is_empty(), "an empty user entry is dropped");
+        assert!(store.is_empty());
+    }
+}

@@ -188,17 +188,9 @@ impl Client {
 
     /// The next text frame as JSON; panics on close or after [`WAIT`].
     pub async fn recv(&mut self) -> Value {
-        loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame within the wait")
-                .expect("the connection is open")
-                .expect("no transport error");
-            match m {
-                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            }
+        match self.next_frame().await {
+            Frame::Text(v) => v,
+            Frame::Close(code) => panic!("expected a text frame, got a close with {code}"),
         }
     }
 
