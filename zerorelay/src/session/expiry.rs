@@ -5,9 +5,13 @@
 //! session TTL). The TTL is one setting, so deadlines arrive in order and a
 //! FIFO is a sorted queue: the expiry task sleeps until the first deadline,
 //! pops what is due and checks each session under its lock (it may have
-//! been resumed, or detached again later, since).
+//! been resumed, or detached again later, since: then it is scheduled again
+//! for its new deadline). A session is in the queue at most once, so the
+//! queue holds at most one entry per detached session however often
+//! sessions reconnect.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,9 +33,14 @@ impl ExpiryQueue {
         Self::default()
     }
 
-    /// Schedules `session` to be checked at `deadline`. A weak reference:
-    /// a session that ended meanwhile is not kept alive by the queue.
+    /// Schedules `session` to be checked at `deadline`, unless it is in the
+    /// queue already (with an earlier deadline: the check then schedules it
+    /// again if it is not yet due). A weak reference: a session that ended
+    /// meanwhile is not kept alive by the queue.
     pub fn schedule(&self, session: &Arc<Session>, deadline: Instant) {
+        if session.expiry_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let was_empty = {
             let mut q = self.queue.lock();
             q.push_back((deadline, Arc::downgrade(session)));
@@ -63,6 +72,7 @@ impl ExpiryQueue {
             }
             let (_, s) = q.pop_front().expect("front exists");
             if let Some(s) = s.upgrade() {
+                s.expiry_scheduled.store(false, Ordering::Release);
                 due.push(s);
             }
         }
@@ -72,5 +82,46 @@ impl ExpiryQueue {
     /// Waits until something is scheduled into an empty queue, or `max`.
     pub async fn wait_for_more(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.added.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionLimits;
+
+    fn session(id: &str) -> Arc<Session> {
+        let limits = SessionLimits {
+            slow_consumer_bytes: 1 << 20,
+            slow_consumer_after: Duration::from_secs(5),
+            outbox_messages: 16,
+            outbox_bytes: 1 << 20,
+            max_groups: 16,
+            recent_requests: 1_024,
+        };
+        Arc::new(Session::new(id.into(), None, &limits))
+    }
+
+    #[test]
+    fn a_session_is_queued_once_and_again_after_it_was_taken() {
+        let q = ExpiryQueue::new();
+        let (a, b) = (session("a"), session("b"));
+        let t0 = Instant::now();
+        for i in 0..1_000 {
+            q.schedule(&a, t0 + Duration::from_millis(i));
+        }
+        q.schedule(&b, t0 + Duration::from_millis(5));
+        assert_eq!(q.len(), 2);
+        let (due, next) = q.due(t0);
+        assert_eq!(due.len(), 1);
+        assert_eq!(&*due[0].id, "a");
+        assert_eq!(next, Some(t0 + Duration::from_millis(5)));
+        q.schedule(&a, t0 + Duration::from_millis(10));
+        assert_eq!(q.len(), 2, "taken, so it may be queued again");
+        drop(b);
+        let (due, next) = q.due(t0 + Duration::from_secs(1));
+        assert_eq!(due.len(), 1, "a session that is gone is skipped");
+        assert_eq!(next, None);
+        assert!(q.is_empty());
     }
 }

@@ -212,6 +212,8 @@ pub struct Session {
     pub resume_key: crate::protocol::ResumeKey,
     /// When the session was created.
     pub created: Instant,
+    /// Whether the session has an entry in the expiry queue.
+    expiry_scheduled: AtomicBool,
     state: Mutex<SessionState>,
 }
 
@@ -304,6 +306,7 @@ impl Session {
             user,
             resume_key: crate::protocol::ResumeKey::generate(),
             created: Instant::now(),
+            expiry_scheduled: AtomicBool::new(false),
             state: Mutex::new(SessionState {
                 groups: HashSet::new(),
                 outbox: Outbox::new(),
