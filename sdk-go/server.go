@@ -173,6 +173,26 @@ func (s *Server) Disconnect(session string) (bool, error) {
 	return bool(existed), err
 }
 
+// RevokeSession revokes a session: its client gets close code 4006 and the
+// session ends (it cannot be resumed).
+func (s *Server) RevokeSession(session string) (bool, error) {
+	id := cstr(session)
+	defer free(id)
+	var existed C.bool
+	err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_revoke_session(h, id, &existed)) })
+	return bool(existed), err
+}
+
+// RevokeUser revokes every session of a user (close 4006) and returns how
+// many it ended.
+func (s *Server) RevokeUser(user string) (int, error) {
+	u := cstr(user)
+	defer free(u)
+	var n C.uint64_t
+	err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_revoke_user(h, u, &n)) })
+	return int(n), err
+}
+
 // DropConnection drops a session's connection as a network failure would;
 // the client reconnects and resumes.
 func (s *Server) DropConnection(session string) (bool, error) {

@@ -494,3 +494,33 @@ func TestTheServerReportsSessionEvents(t *testing.T) {
 		t.Fatal("the channel stayed open after Close")
 	}
 }
+
+func TestRevokingAUserOrASessionClosesItsClientsForGood(t *testing.T) {
+	s := startServer(t, nil)
+	a1 := dial(t, s.URL(), "alice")
+	a2 := dial(t, s.URL(), "alice")
+	b := dial(t, s.URL(), "bob")
+	if n, err := s.RevokeUser("alice"); err != nil || n != 2 {
+		t.Fatalf("RevokeUser: %d, %v", n, err)
+	}
+	if ok, err := s.RevokeSession(sessionOf(t, s, "bob")); err != nil || !ok {
+		t.Fatalf("RevokeSession: %v, %v", ok, err)
+	}
+	for _, c := range []*zerorelay.Client{a1, a2, b} {
+		if e := waitEvent(t, c, "closed"); !strings.Contains(e.Reason, "revoked") {
+			t.Fatalf("closed for %q", e.Reason)
+		}
+		if err := c.Join(ctx(t), "g"); !errors.Is(err, zerorelay.ErrClosed) {
+			t.Fatalf("a revoked client still joins: %v", err)
+		}
+	}
+	if sessions, err := s.Sessions(); err != nil || len(sessions) != 0 {
+		t.Fatalf("revoked sessions remain: %v %v", sessions, err)
+	}
+	if ok, err := s.RevokeSession("s_nope"); err != nil || ok {
+		t.Fatalf("RevokeSession of nothing: %v, %v", ok, err)
+	}
+	if n, err := s.RevokeUser("nobody"); err != nil || n != 0 {
+		t.Fatalf("RevokeUser of nobody: %d, %v", n, err)
+	}
+}

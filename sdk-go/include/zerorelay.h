@@ -317,6 +317,24 @@ enum zr_status zr_server_disconnect(const struct zr_server *s,
                                     const char *session,
                                     bool *out_existed);
 
+// Revokes a session (its client gets close code 4006 and cannot resume).
+// `out_existed` (may be null) tells whether it existed.
+//
+// # Safety
+// As `zr_server_publish`.
+enum zr_status zr_server_revoke_session(const struct zr_server *s,
+                                        const char *session,
+                                        bool *out_existed);
+
+// Revokes every session of a user (close 4006, sessions ended).
+// `out_sessions` (may be null) receives how many were ended.
+//
+// # Safety
+// As `zr_server_publish`.
+enum zr_status zr_server_revoke_user(const struct zr_server *s,
+                                     const char *user,
+                                     uint64_t *out_sessions);
+
 // Drops a session's connection as a network failure would (the client
 // reconnects and resumes). `out_existed` (may be null) tells whether a
 // connection was attached.

@@ -200,6 +200,10 @@ export declare class Server extends EventEmitter {
   sendToSession (session: string, data: unknown): void
   broadcast (data: unknown): number
   disconnect (session: string): boolean
+  /** Revokes a session: close 4006, the session ends (no resume). */
+  revokeSession (session: string): boolean
+  /** Revokes every session of a user (close 4006); how many were ended. */
+  revokeUser (user: string): number
   dropConnection (session: string): boolean
   sessions (): SessionInfo[]
   groups (): Array<{ name: string; members: number; [key: string]: unknown }>

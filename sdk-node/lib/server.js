@@ -167,6 +167,10 @@ class Server extends EventEmitter {
   /** Broadcasts to every session; returns the number reached. */
   broadcast (data) { return call(() => this.#native.broadcast(dataJson(data))) }
 
+  /** Revokes a session: its client gets close 4006 and the session ends (no resume). */
+  revokeSession (session) { return call(() => this.#native.revokeSession(session)) }
+  /** Revokes every session of a user (close 4006); returns how many were ended. */
+  revokeUser (user) { return call(() => this.#native.revokeUser(user)) }
   /** Ends a session for good (its client gets close 4005). */
   disconnect (session) { return call(() => this.#native.disconnect(session)) }
 

@@ -55,6 +55,13 @@ export declare class NativeServer {
   /** Ends a session (close 4005); false when there is no such session. */
   disconnect(session: string): boolean
   /**
+   * Revokes a session (close 4006, not resumable); false when there is no
+   * such session.
+   */
+  revokeSession(session: string): boolean
+  /** Revokes every session of a user (close 4006); how many were ended. */
+  revokeUser(user: string): number
+  /**
    * Cuts a session's connection without ending the session, as a network
    * failure would (the client resumes); false when it is not connected.
    */

@@ -33,6 +33,25 @@ test('a session ended by the host closes the client for good', async (t) => {
   await a.close()
 })
 
+test('revoking a user or a session closes its clients for good with 4006', async (t) => {
+  const s = await startServer(t)
+  const a1 = await connect(s.url, { user: 'alice' })
+  const a2 = await connect(s.url, { user: 'alice' })
+  const b = await connect(s.url, { user: 'bob' })
+  const closed = [a1, a2, b].map((c) => waitFor(c, 'closed'))
+  assert.equal(s.revokeUser('alice'), 2)
+  assert.equal(s.revokeSession(b.session), true)
+  for (const e of await Promise.all(closed)) assert.match(e.reason, /revoked/)
+  for (const c of [a1, a2, b]) {
+    assert.equal(c.state, 'closed')
+    await assert.rejects(c.publish('room', 1), { code: 'closed' })
+    await c.close()
+  }
+  assert.equal(s.sessions().length, 0, 'revoked sessions end at once')
+  assert.equal(s.revokeSession('s_nope'), false)
+  assert.equal(s.revokeUser('nobody'), 0)
+})
+
 test('requests made while offline wait in the queue and are sent in order', async (t) => {
   const s = await startServer(t)
   const sub = await client(t, s.url, 'sub')

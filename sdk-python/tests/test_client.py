@@ -172,6 +172,33 @@ async def test_disconnect_ends_the_session_for_good(server: zerorelay.Server) ->
         assert not server.disconnect("s_nope")
 
 
+async def test_revoking_a_user_or_a_session_closes_its_clients_for_good(
+    server: zerorelay.Server,
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with (
+        zerorelay.connect(server.url, user="alice") as a1,
+        zerorelay.connect(server.url, user="alice") as a2,
+        zerorelay.connect(server.url, user="bob") as b,
+    ):
+        closed = []
+        for c in (a1, a2, b):
+            f: asyncio.Future[zerorelay.Event] = loop.create_future()
+            c.on("closed", lambda e, f=f: f.done() or f.set_result(e))
+            closed.append(f)
+        assert b.session is not None
+        assert server.revoke_user("alice") == 2
+        assert server.revoke_session(b.session)
+        for f in closed:
+            e = await asyncio.wait_for(f, 5)
+            assert e.type == "closed" and "revoked" in (e.reason or "")
+        with pytest.raises(zerorelay.Closed):
+            await a1.join("g")
+        assert server.sessions() == []
+        assert not server.revoke_session("s_nope")
+        assert server.revoke_user("nobody") == 0
+
+
 async def test_message_iteration_ends_when_the_client_closes(server: zerorelay.Server) -> None:
     c = await zerorelay.connect(server.url, user="a")
     await c.join("g")

@@ -184,6 +184,14 @@ class Server:
         """Ends a session (close 4005; it cannot resume). Whether it existed."""
         return self._n.disconnect(session)
 
+    def revoke_session(self, session: str) -> bool:
+        """Revokes a session (close 4006; it cannot resume). Whether it existed."""
+        return self._n.revoke_session(session)
+
+    def revoke_user(self, user: str) -> int:
+        """Revokes every session of a user (close 4006); how many were ended."""
+        return self._n.revoke_user(user)
+
     def drop_connection(self, session: str) -> bool:
         """Cuts a session's connection as a network failure would; the client
         reconnects and resumes. Whether a connection was attached."""

@@ -705,3 +705,39 @@ async fn keys_never_appear_in_host_listings_or_events() {
     assert!(!serde_json::to_string(&e).unwrap().contains(&c.key));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn revoking_a_session_or_a_user_closes_with_4006_and_ends_the_sessions() {
+    let s = start(config()).await;
+    let mut a1 = Client::connect(&s, "alice").await;
+    let mut a2 = Client::connect(&s, "alice").await;
+    let mut b = Client::connect(&s, "bob").await;
+    let mut carol = Client::connect(&s, "carol").await;
+    let mut events = s.relay.events();
+    assert_eq!(s.relay.revoke_user("alice"), 2);
+    assert!(s.relay.revoke_session(&b.session));
+    for c in [&mut a1, &mut a2, &mut b] {
+        assert_eq!(c.closed().await.0, 4006);
+    }
+    // Ended, not resumable: even the right key gets a fresh session.
+    let (_again, w) = Client::resume(&s, "alice", &a1.session, 0).await;
+    assert_eq!(w["resumed"], false);
+    let mut ended = 0;
+    while ended < 3 {
+        let e = tokio::time::timeout(common::WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let zerorelay::server::HostEvent::Ended { reason, .. } = e {
+            assert_eq!(reason, "revoked");
+            ended += 1;
+        }
+    }
+    assert!(!s.relay.revoke_session("s_nope"));
+    assert_eq!(s.relay.revoke_user("nobody"), 0);
+    assert_eq!(
+        carol.request(json!({"type":"ping","id":1})).await,
+        json!({"type":"pong","id":1})
+    );
+    s.stop().await;
+}

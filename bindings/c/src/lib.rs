@@ -1168,6 +1168,47 @@ pub unsafe extern "C" fn zr_server_disconnect(
     })
 }
 
+/// Revokes a session (its client gets close code 4006 and cannot resume).
+/// `out_existed` (may be null) tells whether it existed.
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_revoke_session(
+    s: *const zr_server,
+    session: *const c_char,
+    out_existed: *mut bool,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
+        let existed = s.relay.revoke_session(session);
+        if !out_existed.is_null() {
+            // SAFETY: non-null and valid by contract.
+            unsafe { out_existed.write(existed) };
+        }
+        Ok(())
+    })
+}
+
+/// Revokes every session of a user (close 4006, sessions ended).
+/// `out_sessions` (may be null) receives how many were ended.
+///
+/// # Safety
+/// As `zr_server_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_revoke_user(
+    s: *const zr_server,
+    user: *const c_char,
+    out_sessions: *mut u64,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, user) = unsafe { (server_ref(s)?, str_arg(user, "user")?) };
+        write_count(out_sessions, s.relay.revoke_user(user))
+    })
+}
+
 /// Drops a session's connection as a network failure would (the client
 /// reconnects and resumes). `out_existed` (may be null) tells whether a
 /// connection was attached.

@@ -193,6 +193,19 @@ impl NativeServer {
         self.relay.disconnect(&session)
     }
 
+    /// Revokes a session (close 4006, not resumable); false when there is no
+    /// such session.
+    #[napi]
+    pub fn revoke_session(&self, session: String) -> bool {
+        self.relay.revoke_session(&session)
+    }
+
+    /// Revokes every session of a user (close 4006); how many were ended.
+    #[napi]
+    pub fn revoke_user(&self, user: String) -> u32 {
+        count(self.relay.revoke_user(&user))
+    }
+
     /// Cuts a session's connection without ending the session, as a network
     /// failure would (the client resumes); false when it is not connected.
     #[napi]

@@ -193,6 +193,18 @@ impl Server {
         Ok(self.relay.disconnect(session))
     }
 
+    /// Revokes a session (close 4006, not resumable); whether it existed.
+    fn revoke_session(&self, session: &str) -> PyResult<bool> {
+        self.check()?;
+        Ok(self.relay.revoke_session(session))
+    }
+
+    /// Revokes every session of a user (close 4006); how many were ended.
+    fn revoke_user(&self, user: &str) -> PyResult<usize> {
+        self.check()?;
+        Ok(self.relay.revoke_user(user))
+    }
+
     /// Drops a session's connection as a network failure would (the client
     /// resumes); whether a connection was attached.
     fn drop_connection(&self, session: &str) -> PyResult<bool> {

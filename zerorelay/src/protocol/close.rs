@@ -29,6 +29,8 @@ pub const TOKEN_EXPIRED: u16 = 4003;
 pub const HEARTBEAT_TIMEOUT: u16 = 4004;
 /// The host disconnected the session.
 pub const KICKED: u16 = 4005;
+/// The host revoked the session's or its user's credentials.
+pub const REVOKED: u16 = 4006;
 /// The connection could not keep up with its deliveries.
 pub const SLOW_CONSUMER: u16 = 4008;
 /// A newer connection resumed this session.
@@ -49,12 +51,13 @@ pub fn is_retryable(code: u16) -> bool {
             | AUTH_FAILED
             | TOKEN_EXPIRED
             | KICKED
+            | REVOKED
             | TAKEN_OVER
     )
 }
 
 /// Every close code the relay uses, with its name in `tests/vectors/codes.json`.
-pub const ALL: [(u16, &str); 16] = [
+pub const ALL: [(u16, &str); 17] = [
     (NORMAL, "normal"),
     (GOING_AWAY, "going_away"),
     (PROTOCOL, "protocol_error"),
@@ -69,6 +72,7 @@ pub const ALL: [(u16, &str); 16] = [
     (TOKEN_EXPIRED, "token_expired"),
     (HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
     (KICKED, "kicked"),
+    (REVOKED, "revoked"),
     (SLOW_CONSUMER, "slow_consumer"),
     (TAKEN_OVER, "taken_over"),
 ];

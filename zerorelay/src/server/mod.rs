@@ -394,6 +394,42 @@ impl Relay {
         true
     }
 
+    /// Revokes a session: its connection (if any) is closed with 4006 and
+    /// the session ends (it cannot be resumed). For credentials that must
+    /// stop working now, such as a logged-out device. Returns whether it
+    /// existed.
+    pub fn revoke_session(&self, session: &str) -> bool {
+        let Some(s) = self.shared.router.store().get(session) else {
+            return false;
+        };
+        tracing::info!(session = %s.id, "Revoked a session.");
+        end_session(&self.shared, &s, close::REVOKED, "revoked");
+        true
+    }
+
+    /// Revokes every session of `user` (close 4006, sessions ended), for a
+    /// user whose access was withdrawn. Returns how many sessions it ended.
+    /// New connections are authenticated as usual: withdraw the user's
+    /// credentials at the authenticator too.
+    pub fn revoke_user(&self, user: &str) -> usize {
+        let mut sessions = Vec::new();
+        self.shared
+            .router
+            .store()
+            .for_user(user, &mut |s| sessions.push(s.clone()));
+        for s in &sessions {
+            end_session(&self.shared, s, close::REVOKED, "revoked");
+        }
+        if !sessions.is_empty() {
+            tracing::info!(
+                user,
+                sessions = sessions.len(),
+                "Revoked a user's sessions."
+            );
+        }
+        sessions.len()
+    }
+
     /// Closes a session's connection without ending the session (as a
     /// network failure would); the client may resume. Returns whether a
     /// connection was attached.
