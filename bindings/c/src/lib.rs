@@ -1145,6 +1145,29 @@ fn write_count(out: *mut u64, n: usize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Calls `f` with the relay and a session id argument, and writes its
+/// answer to `out` (may be null): the shape of every per-session call.
+///
+/// # Safety
+/// As `zr_server_publish`; `out` is null or valid for a write.
+unsafe fn on_session(
+    s: *const zr_server,
+    session: *const c_char,
+    out: *mut bool,
+    f: impl FnOnce(&zerorelay::Relay, &str) -> bool,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
+        let answer = f(&s.relay, session);
+        if !out.is_null() {
+            // SAFETY: non-null and valid by contract.
+            unsafe { out.write(answer) };
+        }
+        Ok(())
+    })
+}
+
 /// Ends a session (its client gets close code 4005 and cannot resume).
 /// `out_existed` (may be null) tells whether it existed.
 ///
@@ -1156,16 +1179,8 @@ pub unsafe extern "C" fn zr_server_disconnect(
     session: *const c_char,
     out_existed: *mut bool,
 ) -> zr_status {
-    ffi(|| {
-        // SAFETY: forwarded contract.
-        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
-        let existed = s.relay.disconnect(session);
-        if !out_existed.is_null() {
-            // SAFETY: non-null and valid by contract.
-            unsafe { out_existed.write(existed) };
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { on_session(s, session, out_existed, |relay, id| relay.disconnect(id)) }
 }
 
 /// Revokes a session (its client gets close code 4006 and cannot resume).
@@ -1179,16 +1194,12 @@ pub unsafe extern "C" fn zr_server_revoke_session(
     session: *const c_char,
     out_existed: *mut bool,
 ) -> zr_status {
-    ffi(|| {
-        // SAFETY: forwarded contract.
-        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
-        let existed = s.relay.revoke_session(session);
-        if !out_existed.is_null() {
-            // SAFETY: non-null and valid by contract.
-            unsafe { out_existed.write(existed) };
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_session(s, session, out_existed, |relay, id| {
+            relay.revoke_session(id)
+        })
+    }
 }
 
 /// Revokes every session of a user (close 4006, sessions ended).
@@ -1221,16 +1232,12 @@ pub unsafe extern "C" fn zr_server_drop_connection(
     session: *const c_char,
     out_existed: *mut bool,
 ) -> zr_status {
-    ffi(|| {
-        // SAFETY: forwarded contract.
-        let (s, session) = unsafe { (server_ref(s)?, str_arg(session, "session")?) };
-        let existed = s.relay.drop_connection(session);
-        if !out_existed.is_null() {
-            // SAFETY: non-null and valid by contract.
-            unsafe { out_existed.write(existed) };
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_session(s, session, out_existed, |relay, id| {
+            relay.drop_connection(id)
+        })
+    }
 }
 
 /// The sessions as a JSON array of `{id,user,connected,groups,last_seq,unacked}`.
