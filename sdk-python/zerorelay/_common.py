@@ -8,10 +8,9 @@ import atexit
 import inspect
 import json
 import logging
-import re
 import threading
 import weakref
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 from . import _native
@@ -108,56 +107,21 @@ def rpc_request(method: str, data: Any) -> dict[str, Any]:
     return {"type": "rpc", "method": method, "data": data}
 
 
-# A JSON string, or one of the characters that delimit an array's elements.
-_DELIMITER = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
-# How the engine starts every message event (zerorelay::client::json).
-_MESSAGE_SEQ = re.compile(r'\{"type":"message","seq":(\d+),')
-
-
-def _elements(text: str) -> Iterator[str]:
-    """The texts of a JSON array's elements, found by scanning only its
-    strings, brackets and commas (nothing is decoded)."""
-    depth = 0
-    start = 0
-    for m in _DELIMITER.finditer(text):
-        c = text[m.start()]
-        if c == '"':
-            continue
-        if c in "[{":
-            depth += 1
-            if depth == 1:
-                start = m.end()
-        elif c in "]}":
-            depth -= 1
-            if depth == 0 and text[start : m.start()].strip():
-                yield text[start : m.start()]
-        elif depth == 1:
-            yield text[start : m.start()]
-            start = m.end()
-
-
-def _decode_each(text: str) -> list[Any]:
-    """A batch decoded event by event: a message whose payload `json` cannot
-    decode (nested too deep, an integer with too many digits) becomes an
-    ``undecodable`` error event with its seq, in its place."""
-    out: list[Any] = []
-    for element in _elements(text):
+def _decode_each(text: str) -> list[Union[dict[str, Any], Event]]:
+    """A batch decoded event by event (the engine splits it, decoding no
+    payload): a message whose payload `json` cannot decode (nested too deep,
+    an integer with too many digits) becomes an ``undecodable`` error event
+    with its seq, in its place."""
+    out: list[Union[dict[str, Any], Event]] = []
+    for kind, seq, element in _native.split_events(text):
         try:
             out.append(json.loads(element))
         except (RecursionError, ValueError) as e:
-            m = _MESSAGE_SEQ.match(element)
-            if m is None:
-                log.error("The zerorelay client could not decode an event: %s", e)
+            if kind != "message" or seq is None:
+                log.error("The zerorelay client could not decode a %s event: %s", kind, e)
                 continue
-            seq = int(m.group(1))
-            out.append(
-                {
-                    "type": "error",
-                    "code": "undecodable",
-                    "seq": seq,
-                    "message": f"message {seq} could not be decoded: {e}",
-                }
-            )
+            message = f"message {seq} could not be decoded: {e}"
+            out.append(Event(type="error", code="undecodable", seq=seq, message=message))
     return out
 
 
@@ -172,7 +136,9 @@ def split_batch(text: str) -> tuple[list[Message], list[Event]]:
         # One payload is beyond `json`: the others must still get through.
         decoded = _decode_each(text)
     for d in decoded:
-        if d["type"] == "message":
+        if isinstance(d, Event):
+            events.append(d)
+        elif d["type"] == "message":
             messages.append(mk(d))
         else:
             events.append(Event._from_frame(d))

@@ -33,6 +33,19 @@ fn client_codes() -> Vec<&'static str> {
     zerorelay::client::ClientError::CLIENT_CODES.to_vec()
 }
 
+/// An event batch's events as `(type, seq, text)`, nothing decoded: for a
+/// batch `json` cannot decode whole (one payload nested too deep for it).
+#[pyfunction]
+fn split_events(batch: &str) -> PyResult<Vec<(String, Option<u64>, String)>> {
+    zerorelay::client::json::split_event_array(batch)
+        .map(|v| {
+            v.into_iter()
+                .map(|e| (e.ty, e.seq, e.text.to_owned()))
+                .collect()
+        })
+        .map_err(error::client)
+}
+
 /// The protocol's error codes, in the order of docs/PROTOCOL.md.
 #[pyfunction]
 fn protocol_codes() -> Vec<&'static str> {
@@ -54,5 +67,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(client_codes, m)?)?;
     m.add_function(wrap_pyfunction!(protocol_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(split_events, m)?)?;
     Ok(())
 }

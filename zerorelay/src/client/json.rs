@@ -88,6 +88,46 @@ pub fn events_to_json_array(events: &[Event]) -> String {
     out
 }
 
+/// One event of a batch from [`events_to_json_array`], as text: its
+/// `type`, its `seq` (messages, and errors about one message), and its JSON
+/// text, which a binding decodes on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventText<'a> {
+    /// The event's `type`.
+    pub ty: String,
+    /// The message's (or the message an error is about) seq.
+    pub seq: Option<u64>,
+    /// The event's exact JSON text.
+    pub text: &'a str,
+}
+
+/// Splits an event batch into its events without decoding any payload (a
+/// payload nests as deep as its sender made it): for a binding whose own
+/// JSON decoder gives up on one event, so that it can decode the others and
+/// report that one by its seq.
+pub fn split_event_array(batch: &str) -> Result<Vec<EventText<'_>>, ClientError> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        ty: std::borrow::Cow<'a, str>,
+        #[serde(default)]
+        seq: Option<u64>,
+    }
+    let bad = |e: serde_json::Error| ClientError::InvalidArgument(format!("event batch: {e}"));
+    let items: Vec<&RawValue> = serde_json::from_str(batch).map_err(bad)?;
+    items
+        .into_iter()
+        .map(|raw| {
+            let head: Head<'_> = serde_json::from_str(raw.get()).map_err(bad)?;
+            Ok(EventText {
+                ty: head.ty.into_owned(),
+                seq: head.seq,
+                text: raw.get(),
+            })
+        })
+        .collect()
+}
+
 /// The error part of a reply.
 #[derive(Serialize)]
 pub struct ErrorJson<'a> {
@@ -189,6 +229,28 @@ mod tests {
             r#"[{"type":"reconnecting","attempt":1,"delay_ms":5},{"type":"closed","reason":"bye"}]"#
         );
         assert_eq!(events_to_json_array(&[]), "[]");
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_events_whatever_their_payloads_hold() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let batch = format!(
+            r#"[{{"type":"message","seq":7,"kind":"direct","data":{deep}}},{{"type":"closed","reason":"bye"}}]"#
+        );
+        let parts = split_event_array(&batch).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].ty.as_str(), parts[0].seq), ("message", Some(7)));
+        assert!(parts[0].text.ends_with(&format!("{deep}}}")));
+        assert_eq!(
+            parts[1],
+            EventText {
+                ty: "closed".into(),
+                seq: None,
+                text: r#"{"type":"closed","reason":"bye"}"#
+            }
+        );
+        assert!(split_event_array("[1").is_err());
+        assert_eq!(split_event_array("[]").unwrap(), []);
     }
 
     #[test]
