@@ -207,6 +207,7 @@ impl Authenticator for Expiring {
             Ok(Identity {
                 user: Some("carol".into()),
                 expires_at: Some(SystemTime::now() + ttl),
+                ..Identity::default()
             })
         })
     }

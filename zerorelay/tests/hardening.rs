@@ -131,7 +131,7 @@ impl Authenticator for Panicky {
             }
             Ok(Identity {
                 user,
-                expires_at: None,
+                ..Identity::default()
             })
         })
     }

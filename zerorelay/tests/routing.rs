@@ -341,7 +341,7 @@ async fn a_custom_authorizer_can_forbid_actions() {
             Box::pin(async move {
                 Ok(Identity {
                     user,
-                    expires_at: None,
+                    ..Identity::default()
                 })
             })
         }

@@ -50,6 +50,9 @@ pub struct Answer {
     /// sends a `refresh`.
     #[serde(default, alias = "expiresInMs")]
     pub expires_in_ms: Option<u64>,
+    /// The identity's roles (`None`: `auth.default_roles`).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
 }
 
 impl Answer {
@@ -68,6 +71,8 @@ impl Answer {
             expires_at: self
                 .expires_in_ms
                 .map(|ms| SystemTime::now() + Duration::from_millis(ms)),
+            roles: self.roles.unwrap_or_default(),
+            ..Identity::default()
         })
     }
 }
@@ -183,11 +188,13 @@ mod tests {
             Ok(Some(Answer {
                 user: Some("alice".into()),
                 expires_in_ms: Some(60_000),
+                roles: Some(vec!["admin".into()]),
             }))
         });
         let id = auth.authenticate(request()).await.unwrap();
         assert_eq!(id.user.as_deref(), Some("alice"));
         assert!(id.expires_at.unwrap() > SystemTime::now());
+        assert_eq!(id.roles, ["admin"]);
     }
 
     #[tokio::test]
@@ -199,7 +206,7 @@ mod tests {
                 callback(|_| {
                     Ok(Some(Answer {
                         user: Some("no spaces".into()),
-                        expires_in_ms: None,
+                        ..Answer::default()
                     }))
                 }),
                 "invalid user",

@@ -1,11 +1,18 @@
 //! Authentication and authorization, pluggable by the host.
 //!
 //! An [`Authenticator`] turns a `hello` (its token, and in development mode its
-//! `user`) into an [`Identity`], and may refuse individual actions. Two are
-//! built in: [`AllowAll`] for development (anyone, named by `hello.user`) and
-//! [`StaticTokens`] (a fixed token → user map from the configuration);
+//! `user`) into an [`Identity`], and may refuse individual actions. Built in:
+//! [`AllowAll`] for development (anyone, named by `hello.user`),
+//! [`StaticTokens`] (a fixed token → user map from the configuration),
+//! [`jwt::Jwt`] (JSON Web Tokens checked offline against a secret, a public
+//! key or a JWKS), [`http::HttpCallback`] (an HTTP endpoint decides, for
+//! opaque tokens) and [`Chain`] (the configured ones, in order);
 //! [`Callback`] asks a host function (the language bindings use it). Hosts
-//! plug in their own (JWT, a session database, …) by implementing the trait.
+//! plug in their own by implementing the trait.
+//!
+//! What an identity may do is decided by [`rbac`] (roles from the
+//! configuration, compiled once) and then by the authenticator's
+//! [`Authenticator::authorize`] hook.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +24,12 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Target;
 
 pub mod callback;
+mod chain;
+pub mod http;
+pub mod jwt;
+pub mod rbac;
 pub use callback::Callback;
+pub use chain::Chain;
 
 /// A boxed, sendable future (what async trait methods return here).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -35,14 +47,33 @@ pub struct AuthRequest<'a> {
     pub client: Option<&'a str>,
 }
 
+impl<'a> AuthRequest<'a> {
+    /// The token, or the `unauthorized` refusal every token authenticator
+    /// gives when there is none.
+    pub fn require_token(&self) -> Result<&'a str, ProtocolError> {
+        self.token
+            .ok_or_else(|| ProtocolError::new(ErrorCode::Unauthorized, "a token is required"))
+    }
+}
+
 /// Who a connection is.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Identity {
     /// The user, or `None` for an anonymous (development) connection.
     pub user: Option<String>,
-    /// When the credentials expire: the connection is closed with 4003 then,
-    /// unless a `refresh` extends it.
+    /// When the credentials expire: the server sends `refresh_required`
+    /// ahead of it, and closes the connection with 4003 then unless a
+    /// `refresh` extends it.
     pub expires_at: Option<SystemTime>,
+    /// Roles, looked up in `[auth.roles]`. None: `auth.default_roles`.
+    pub roles: Vec<String>,
+    /// The group patterns the credentials allow (a JWT's groups claim):
+    /// they narrow what the roles allow for join, publish and presence, and
+    /// never widen it. `None`: no narrowing.
+    pub groups: Option<Vec<String>>,
+    /// The token's claims (a JWT's payload), for authorizer and validation
+    /// hooks; `Null` when the credentials carry none.
+    pub claims: serde_json::Value,
 }
 
 impl Identity {
@@ -50,7 +81,7 @@ impl Identity {
     pub fn user(name: impl Into<String>) -> Self {
         Identity {
             user: Some(name.into()),
-            expires_at: None,
+            ..Identity::default()
         }
     }
 }
@@ -80,6 +111,11 @@ pub enum Action<'a> {
     Rpc {
         /// The method.
         method: &'a str,
+    },
+    /// Asking who is in a group.
+    Presence {
+        /// The group.
+        group: &'a str,
     },
 }
 
@@ -119,7 +155,7 @@ impl Authenticator for AllowAll {
         Box::pin(async move {
             Ok(Identity {
                 user,
-                expires_at: None,
+                ..Identity::default()
             })
         })
     }
@@ -175,7 +211,7 @@ impl StaticTokens {
     /// The user of `token`. Every configured token is compared, each in
     /// constant time, so the time taken says nothing about how close a
     /// guess was or which token it resembled.
-    fn find(&self, token: &str) -> Option<&str> {
+    pub(crate) fn find(&self, token: &str) -> Option<&str> {
         let mut found = None;
         for (t, user) in &self.tokens {
             if crate::protocol::resume_key::constant_time_eq(t.as_bytes(), token.as_bytes()) {

@@ -205,6 +205,8 @@ pub struct Engine {
     has_token_provider: bool,
     token: Option<String>,
     refresh_at: Option<Instant>,
+    /// A refresh's `FetchToken` is out and not yet answered.
+    token_asked: bool,
     session: Option<String>,
     resume_key: Option<ResumeKey>,
     last_seq: u64,
@@ -232,6 +234,7 @@ impl Engine {
             phase: Phase::Idle,
             has_token_provider,
             refresh_at: None,
+            token_asked: false,
             session: None,
             resume_key: None,
             last_seq: 0,
@@ -297,6 +300,7 @@ impl Engine {
     /// The token provider answered: a token and how long it is valid, or an
     /// error (treated as a failed connection attempt).
     pub fn on_token(&mut self, now: Instant, token: Result<(String, Option<Duration>), String>) {
+        self.token_asked = false;
         match token {
             Ok((t, valid_for)) => {
                 self.token = Some(t.clone());
@@ -385,6 +389,16 @@ impl Engine {
         };
         match frame {
             ServerFrame::Welcome(w) => self.on_welcome(now, w),
+            ServerFrame::RefreshRequired { expires_in_ms } => {
+                // The server says when the credentials expire, whatever the
+                // provider said: ask it now (once), then send `refresh`.
+                if self.has_token_provider && !self.token_asked {
+                    tracing::debug!(expires_in_ms, "The server asked for fresh credentials.");
+                    self.refresh_at = None;
+                    self.token_asked = true;
+                    self.out.push_back(Output::FetchToken);
+                }
+            }
             ServerFrame::Message(m) => {
                 let seq = m.seq;
                 self.on_message(now, seq, move || Event::Message(m));
@@ -451,6 +465,7 @@ impl Engine {
     }
 
     fn on_welcome(&mut self, now: Instant, w: crate::protocol::Welcome) {
+        self.token_asked = false;
         if !matches!(self.phase, Phase::Handshaking { .. }) {
             return;
         }
@@ -805,6 +820,7 @@ impl Engine {
             && self.refresh_at.is_some_and(|t| now >= t)
         {
             self.refresh_at = None;
+            self.token_asked = true;
             self.out.push_back(Output::FetchToken);
         }
     }

@@ -9,10 +9,12 @@
 //! (`…_bytes`). Unknown keys are errors, so that a typo is not silently
 //! ignored.
 
+mod auth;
 #[cfg(feature = "cli")]
 pub mod load;
 
-use std::collections::BTreeMap;
+pub use auth::{AuthConfig, CallbackConfig, JwtConfig, RoleConfig};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -30,12 +32,57 @@ pub struct Config {
     pub session: SessionConfig,
     /// Per-connection and per-server limits.
     pub limits: LimitsConfig,
-    /// Authentication.
+    /// Authentication and permissions.
     pub auth: AuthConfig,
+    /// `wss://` served by the relay itself.
+    pub tls: TlsConfig,
     /// Feature switches.
     pub features: FeaturesConfig,
     /// Logging (used by the `zerorelay` command).
     pub log: LogConfig,
+    /// `[[validate]]`: JSON Schemas that payloads to matching groups must
+    /// satisfy before they are routed.
+    pub validate: Vec<ValidateRule>,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM (leaf first).
+    pub cert_file: Option<String>,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<String>,
+    /// How often the files are checked for changes, in milliseconds (0:
+    /// only on SIGHUP or [`crate::Relay::reload_tls`]).
+    pub watch_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            watch_ms: 2_000,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether the relay serves `wss://`.
+    pub fn is_enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
+/// One `[[validate]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRule {
+    /// The groups it applies to (a pattern: `chat-*`).
+    pub group: String,
+    /// A JSON Schema file (draft 2020-12 unless the schema says otherwise).
+    pub schema_file: String,
 }
 
 /// `[server]`
@@ -62,6 +109,10 @@ pub struct ServerConfig {
     pub max_handshaking_per_ip: usize,
     /// Runtime worker threads of the `zerorelay` command (0: one per core).
     pub worker_threads: usize,
+    /// Origins a browser may connect from (`https://app.example.com`, or a
+    /// pattern like `https://*.example.com`). Empty: any origin. A request
+    /// without an `Origin` header (not a browser) is always let through.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +127,7 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             max_handshaking_per_ip: 64,
             worker_threads: 0,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -157,6 +209,9 @@ pub struct LimitsConfig {
     /// A `publish` to a group of more members than this counts as
     /// members / 1,000 frames toward the sender's rate budget.
     pub large_group: usize,
+    /// How long a host validation hook may take before the request fails
+    /// with `internal`.
+    pub validate_timeout_ms: u64,
     /// Read buffer per connection, and the most one read takes from the
     /// socket. It grows for a larger frame. Small by default: every idle
     /// connection keeps one, and each read clears it first (protocol v1's
@@ -184,19 +239,11 @@ impl Default for LimitsConfig {
             ack_rate_per_sec: 10_000,
             broadcast_per_sec: 1,
             large_group: 10_000,
+            validate_timeout_ms: 1_000,
             read_buffer_bytes: 512,
             write_buffer_bytes: 16 << 10,
         }
     }
-}
-
-/// `[auth]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Static tokens: token → user. Empty means development mode (anyone may
-    /// connect and name themselves with `hello.user`).
-    pub tokens: BTreeMap<String, String>,
 }
 
 /// `[features]`
@@ -357,12 +404,35 @@ impl Config {
                 se.outbox_bytes, l.max_frame_bytes
             )));
         }
-        for (token, user) in &self.auth.tokens {
-            if token.is_empty() {
-                return Err(Error::Config("`auth.tokens` has an empty token".into()));
+        range(
+            "limits.validate_timeout_ms",
+            l.validate_timeout_ms,
+            1,
+            60_000,
+        )?;
+        for o in &s.allowed_origins {
+            if o.is_empty() || o.ends_with('/') || !o.contains("://") {
+                return Err(Error::Config(format!(
+                    "`server.allowed_origins`: {o:?} is not an origin like https://app.example.com"
+                )));
             }
-            crate::protocol::names::validate("auth.tokens user", user)
-                .map_err(|e| Error::Config(format!("`auth.tokens`: {}", e.message)))?;
+        }
+        self.auth.validate()?;
+        let t = &self.tls;
+        if t.cert_file.is_some() != t.key_file.is_some() {
+            return Err(Error::Config(
+                "`tls.cert_file` and `tls.key_file` go together: set both or neither".into(),
+            ));
+        }
+        range("tls.watch_ms", t.watch_ms, 0, 86_400_000)?;
+        for (i, v) in self.validate.iter().enumerate() {
+            crate::auth::rbac::Pattern::parse(&v.group)
+                .map_err(|e| Error::Config(format!("`validate[{i}].group`: {e}")))?;
+            if v.schema_file.is_empty() {
+                return Err(Error::Config(format!(
+                    "`validate[{i}].schema_file` must name a file"
+                )));
+            }
         }
         Ok(())
     }
@@ -379,7 +449,7 @@ impl Config {
 
     /// Whether no authentication is configured (development mode).
     pub fn is_development(&self) -> bool {
-        self.auth.tokens.is_empty()
+        !self.auth.is_configured()
     }
 
     /// Refuses to serve development mode (no authentication: anyone may

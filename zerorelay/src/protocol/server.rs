@@ -134,6 +134,12 @@ pub enum ServerFrame {
     },
     /// A delivery.
     Message(MessageFrame),
+    /// The connection's credentials expire in `expires_in_ms`: send a
+    /// `refresh` before then, or the connection is closed with 4003.
+    RefreshRequired {
+        /// Milliseconds until the credentials expire.
+        expires_in_ms: u64,
+    },
 }
 
 impl ServerFrame {
@@ -208,6 +214,9 @@ impl ServerFrame {
                 to_seq: get(raw.to_seq, "to_seq")?,
                 reason: get(raw.reason, "reason")?,
             },
+            "refresh_required" => ServerFrame::RefreshRequired {
+                expires_in_ms: get(raw.expires_in_ms, "expires_in_ms")?,
+            },
             "message" => ServerFrame::Message(MessageFrame {
                 seq: get(raw.seq, "seq")?,
                 kind: get(raw.kind, "kind")?,
@@ -236,6 +245,8 @@ struct RawServerFrame<'a> {
     id: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "super::client::present")]
     code: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    expires_in_ms: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "super::client::present")]
     message: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "super::client::present")]

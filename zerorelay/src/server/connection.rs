@@ -32,12 +32,13 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::frames::Output;
 use super::limiter::{RateLimiter, Strikes};
-use super::listener::Handshaking;
+use super::listener::{Handshaking, Upgrade};
 use super::Shared;
+use crate::auth::rbac::Access;
 use crate::auth::Identity;
 use crate::error::ErrorCode;
 use crate::protocol::client::RequestId;
-use crate::protocol::close;
+use crate::protocol::{close, ServerFrame};
 use crate::session::{ConnLink, Session, Signal};
 
 /// Frames already buffered that are handled before the next flush.
@@ -79,6 +80,7 @@ pub(crate) fn run<S>(
     shared: Arc<Shared>,
     ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
+    from: Upgrade,
     handshaking: Handshaking,
 ) -> impl Future<Output = ()> + Send
 where
@@ -86,7 +88,7 @@ where
 {
     // Made here, not in the async block, so that the block holds a pointer
     // rather than the stream and the arguments for its whole life.
-    let greeting = Box::pin(super::handshake::greet(shared, ws, peer, handshaking));
+    let greeting = Box::pin(super::handshake::greet(shared, ws, peer, from, handshaking));
     async move {
         let Some((mut conn, greeted)) = greeting.await else {
             return;
@@ -126,6 +128,12 @@ pub(super) struct Conn<S> {
     pub(super) session: Arc<Session>,
     pub(super) link: Arc<ConnLink>,
     pub(super) identity: Identity,
+    /// When the current credentials were accepted (for `refresh_required`:
+    /// 10% of their lifetime ahead of expiry, if shorter than
+    /// `auth.refresh_ahead_ms`).
+    pub(super) identity_since: SystemTime,
+    /// What the identity may do.
+    pub(super) access: Access,
     /// Frames of every kind but acks.
     pub(super) limiter: RateLimiter,
     /// Acks, with their own budget.
@@ -170,17 +178,17 @@ where
         let mut waiter = self.shared.shutdown.subscribe();
         let mut shutdown = std::pin::pin!(super::shutting_down(&mut waiter));
         let mut shutdown_waiting = false;
-        // One timer for the token's expiry, made again only when a refresh
-        // moves it (not a timer per loop turn).
+        // One timer for the credentials: first for the `refresh_required`
+        // notice, then for the expiry. Made again only when a refresh
+        // changes the identity (not a timer per loop turn).
         let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut expiry_for = None;
+        let mut noticed = false;
         loop {
             if self.identity.expires_at != expiry_for {
                 expiry_for = self.identity.expires_at;
-                expiry = expiry_for.map(|t| {
-                    let left = t.duration_since(SystemTime::now()).unwrap_or_default();
-                    Box::pin(tokio::time::sleep(left))
-                });
+                noticed = false;
+                expiry = expiry_for.map(|t| Box::pin(tokio::time::sleep(self.notice_in(t))));
             }
             let expired = async {
                 match &mut expiry {
@@ -217,7 +225,24 @@ where
                     self.on_message(msg)
                 }
                 _ = heartbeat.tick() => self.on_heartbeat(hb),
-                _ = expired => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
+                _ = expired => match (noticed, expiry_for) {
+                    (false, Some(at)) => {
+                        noticed = true;
+                        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                        if let Some(timer) = &mut expiry {
+                            timer.as_mut().reset(tokio::time::Instant::now() + left);
+                        }
+                        if left.is_zero() {
+                            Err(End::Close(close::TOKEN_EXPIRED, "token expired"))
+                        } else {
+                            let notice = ServerFrame::RefreshRequired {
+                                expires_in_ms: left.as_millis() as u64,
+                            };
+                            self.write(&notice.encode())
+                        }
+                    }
+                    _ => Err(End::Close(close::TOKEN_EXPIRED, "token expired")),
+                },
             };
             // Only after a read can more frames be buffered; probing the
             // socket otherwise costs tungstenite a zero-filled read buffer.
@@ -280,6 +305,18 @@ where
             }
         }
         Ok(())
+    }
+
+    /// How long until `refresh_required` is due for credentials expiring
+    /// at `at`: `auth.refresh_ahead_ms` before it, or 10% of their lifetime
+    /// if that is shorter.
+    fn notice_in(&self, at: SystemTime) -> Duration {
+        let now = SystemTime::now();
+        let left = at.duration_since(now).unwrap_or_default();
+        let lifetime = at.duration_since(self.identity_since).unwrap_or_default();
+        let ahead =
+            Duration::from_millis(self.shared.config.auth.refresh_ahead_ms).min(lifetime / 10);
+        left.saturating_sub(ahead)
     }
 
     fn on_heartbeat(&mut self, hb: Duration) -> Result<(), End> {

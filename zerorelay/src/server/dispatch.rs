@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connection::{Conn, End};
 use super::{now_ms, RpcContext};
+use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
@@ -48,6 +49,8 @@ where
             Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
         };
         self.frame_type = frame.type_name();
+        self.access
+            .renew_if_replaced(&self.shared.policy, &self.identity);
         // Acks have a budget of their own (`on_ack`).
         let is_ack = matches!(frame, ClientFrame::Ack { .. });
         if !is_ack && !self.limiter.allow(Instant::now()) {
@@ -153,7 +156,9 @@ where
         self.write(&frame)
     }
 
+    /// The roles' permissions, then the host's authorizer.
     fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
+        self.access.check(&self.identity, &action)?;
         self.shared.auth.authorize(&self.identity, &action)
     }
 
@@ -276,7 +281,11 @@ where
                 "a refreshed token must be for the same user",
             ));
         }
-        self.identity.expires_at = fresh.expires_at;
+        // The new credentials decide from now on: their expiry, and their
+        // roles and groups (a refresh may narrow what a connection may do).
+        self.identity = fresh;
+        self.identity_since = std::time::SystemTime::now();
+        self.access = Access::new(&self.shared.policy, &self.identity);
         Ok(())
     }
 

@@ -16,8 +16,9 @@ use tokio_tungstenite::WebSocketStream;
 use super::connection::{Conn, End, ReadWaker};
 use super::frames::Output;
 use super::limiter::{RateLimiter, Strikes};
-use super::listener::{refuse, refuse_raw, Handshaking};
+use super::listener::{refuse, refuse_raw, Handshaking, Upgrade};
 use super::{HostEvent, Shared, SERVER_NAME};
+use crate::auth::rbac::Access;
 use crate::auth::AuthRequest;
 use crate::error::ErrorCode;
 use crate::protocol::client::{self as wire, ClientFrame, Hello};
@@ -33,6 +34,7 @@ pub(super) async fn greet<S>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
+    from: Upgrade,
     handshaking: Handshaking,
 ) -> Option<(Conn<S>, Result<(), End>)>
 where
@@ -41,8 +43,10 @@ where
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(shared.config.server.hello_timeout_ms);
     let hello = read_hello(&shared, &mut ws, deadline).await?;
+    // Token sources, first found wins: `hello.token`, then the upgrade
+    // request's `Authorization: Bearer`, then its `?token=`.
     let request = AuthRequest {
-        token: hello.token.as_deref(),
+        token: hello.token.as_deref().or(from.token.as_deref()),
         user: hello.user.as_deref(),
         remote: peer,
         client: hello.client.as_deref(),
@@ -52,13 +56,13 @@ where
         Ok(Ok(identity)) => identity,
         Ok(Err(e)) => {
             tracing::debug!(?peer, error = %e, "Refused a connection whose authentication failed.");
-            refuse(
-                &mut ws,
-                Some((e.code, &e.message)),
-                close::AUTH_FAILED,
-                "authentication failed",
-            )
-            .await;
+            // The authenticator failing (its backend down) is not the
+            // client's fault: 1011, which a client retries.
+            let (code, reason) = match e.code {
+                ErrorCode::Internal => (close::INTERNAL, "authentication unavailable"),
+                _ => (close::AUTH_FAILED, "authentication failed"),
+            };
+            refuse(&mut ws, Some((e.code, &e.message)), code, reason).await;
             return None;
         }
         Err(_) => {
@@ -115,6 +119,7 @@ where
     let now = Instant::now();
     let l = &c.limits;
     let write_timeout = Duration::from_millis(c.server.write_timeout_ms);
+    let access = Access::new(&shared.policy, &identity);
     let mut conn = Conn {
         limiter: RateLimiter::new(l.rate_per_sec, l.rate_burst, now),
         acks: RateLimiter::new(
@@ -129,6 +134,8 @@ where
         session,
         link,
         identity,
+        identity_since: std::time::SystemTime::now(),
+        access,
         last_seen: now,
         out: Output::default(),
         refreshing: None,

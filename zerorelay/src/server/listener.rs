@@ -55,9 +55,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
     Ok(())
 }
 
-/// Upgrades a TCP connection and runs it. A plain function, so that the
-/// future a connection keeps holds neither the socket it was given nor the
-/// (large, short-lived) upgrade, which is boxed.
+/// A TCP connection after the TLS handshake (when `[tls]` is set).
+type TlsTcp = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Upgrades a TCP connection (after TLS, when configured) and runs it. A
+/// plain function, so that the future a connection keeps holds neither the
+/// socket it was given nor the (large, short-lived) upgrade, which is boxed.
 fn handle_tcp(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -69,51 +72,182 @@ fn handle_tcp(
     // holds a slot and a place among its address's handshakes.
     let slot = shared.connections.clone().try_acquire_owned().ok();
     let handshaking = Handshaking::enter(&shared, peer.ip());
-    let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let upgrade = handshaking.as_ref().map(|_| {
-        Box::pin(tokio::time::timeout(
-            timeout,
-            tokio_tungstenite::accept_hdr_async_with_config(
-                tcp,
-                check_path,
-                Some(shared.ws_config),
-            ),
-        ))
-    });
+    let upgrade = handshaking
+        .as_ref()
+        .map(|_| Box::pin(upgrade(shared.clone(), tcp, peer)));
     async move {
         let (Some(upgrade), Some(handshaking)) = (upgrade, handshaking) else {
             tracing::debug!(%peer, limit = shared.config.server.max_handshaking_per_ip, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
             return;
         };
-        let ws = match upgrade.await {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
-                return;
+        match upgrade.await {
+            Some((Either::Left(ws), from)) => {
+                run(shared, ws, Some(peer), from, guard, slot, handshaking).await
             }
-            Err(_) => {
-                tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
-                return;
+            Some((Either::Right(ws), from)) => {
+                run(shared, ws, Some(peer), from, guard, slot, handshaking).await
             }
-        };
-        run(shared, ws, Some(peer), guard, slot, handshaking).await;
+            None => {}
+        }
     }
 }
 
-/// Upgrades only requests for [`WS_PATH`]; anything else gets a 404.
-#[allow(
-    clippy::result_large_err,
-    reason = "the signature is tungstenite's callback"
-)]
-fn check_path(req: &Request, resp: Response) -> std::result::Result<Response, ErrorResponse> {
-    if req.uri().path() == WS_PATH {
-        Ok(resp)
-    } else {
-        let mut e =
-            ErrorResponse::new(Some(format!("not found: the relay answers on {WS_PATH}\n")));
-        *e.status_mut() = StatusCode::NOT_FOUND;
-        Err(e)
+/// TLS (when configured) and the WebSocket upgrade, within
+/// `server.hello_timeout_ms`.
+async fn upgrade(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<(
+    Either<WebSocketStream<TcpStream>, WebSocketStream<TlsTcp>>,
+    Upgrade,
+)> {
+    let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let from = Arc::new(parking_lot::Mutex::new(Upgrade::default()));
+    let check = checker(shared.clone(), from.clone());
+    let ws = match &shared.tls {
+        None => tokio::time::timeout_at(
+            deadline,
+            tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(shared.ws_config)),
+        )
+        .await
+        .map(|r| r.map(Either::Left)),
+        Some(tls) => {
+            let tls = match tokio::time::timeout_at(deadline, tls.acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "Dropped a connection whose TLS handshake failed.");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "Dropped a connection that did not finish its TLS handshake in time.");
+                    return None;
+                }
+            };
+            tokio::time::timeout_at(
+                deadline,
+                tokio_tungstenite::accept_hdr_async_with_config(tls, check, Some(shared.ws_config)),
+            )
+            .await
+            .map(|r| r.map(Either::Right))
+        }
+    };
+    match ws {
+        Ok(Ok(ws)) => {
+            let from = std::mem::take(&mut *from.lock());
+            Some((ws, from))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
+            None
+        }
     }
+}
+
+/// What the upgrade request carried that the handshake needs.
+#[derive(Debug, Default)]
+pub(crate) struct Upgrade {
+    /// `Authorization: Bearer …`, else `?token=…` (browsers cannot set
+    /// headers on a WebSocket). `hello.token` beats both.
+    pub(crate) token: Option<String>,
+}
+
+/// The upgrade request's checks: the path is [`WS_PATH`] (else 404), the
+/// `Origin`, when present, is in `server.allowed_origins` (else 403); and
+/// its token is kept for the handshake.
+fn checker(
+    shared: Arc<Shared>,
+    into: Arc<parking_lot::Mutex<Upgrade>>,
+) -> impl FnOnce(&Request, Response) -> std::result::Result<Response, ErrorResponse> + Unpin {
+    #[allow(
+        clippy::result_large_err,
+        reason = "the signature is tungstenite's callback"
+    )]
+    move |req: &Request, resp: Response| {
+        if req.uri().path() != WS_PATH {
+            return Err(http_error(
+                StatusCode::NOT_FOUND,
+                format!("not found: the relay answers on {WS_PATH}\n"),
+            ));
+        }
+        let allowed = &shared.config.server.allowed_origins;
+        if !allowed.is_empty() {
+            if let Some(origin) = req.headers().get("origin") {
+                let origin = origin.to_str().unwrap_or("");
+                if !origin_allowed(allowed, origin) {
+                    tracing::debug!(
+                        origin,
+                        "Refused an upgrade from an origin not in server.allowed_origins."
+                    );
+                    return Err(http_error(
+                        StatusCode::FORBIDDEN,
+                        "forbidden: this origin may not connect (server.allowed_origins)\n".into(),
+                    ));
+                }
+            }
+        }
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            })
+            .filter(|t| !t.is_empty());
+        let query = req.uri().query().and_then(query_token);
+        into.lock().token = bearer.or(query);
+        Ok(resp)
+    }
+}
+
+fn http_error(status: StatusCode, body: String) -> ErrorResponse {
+    let mut e = ErrorResponse::new(Some(body));
+    *e.status_mut() = status;
+    e
+}
+
+/// Whether `origin` matches an entry of `server.allowed_origins` (exactly,
+/// or as a pattern with `*`), ignoring ASCII case.
+pub(crate) fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        crate::auth::rbac::Pattern::parse(&a.to_ascii_lowercase())
+            .is_ok_and(|p| p.matches(("", &origin), None))
+    })
+}
+
+/// `token=` from a query string, percent-decoded.
+fn query_token(query: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|kv| kv.strip_prefix("token="))?;
+    let mut out = Vec::with_capacity(raw.len());
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok().filter(|t| !t.is_empty())
 }
 
 /// Runs a WebSocket the host accepted. A plain function, like the rest of
@@ -133,7 +267,7 @@ where
         None => Some(Handshaking(None)),
     };
     let work = match handshaking {
-        Some(h) => Either::Left(run(shared, ws, peer, guard, slot, h)),
+        Some(h) => Either::Left(run(shared, ws, peer, Upgrade::default(), guard, slot, h)),
         None => Either::Right(async move {
             tracing::debug!(?peer, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
             drop((ws, guard));
@@ -150,6 +284,7 @@ fn run<S>(
     shared: Arc<Shared>,
     mut ws: WebSocketStream<S>,
     peer: Option<SocketAddr>,
+    from: Upgrade,
     guard: super::TaskGuard,
     slot: Option<OwnedSemaphorePermit>,
     handshaking: Handshaking,
@@ -189,9 +324,9 @@ where
         })
     };
     let work = match admitted {
-        Ok(permit) => {
-            Either::Left(connection::run(shared, ws, peer, handshaking).map(move |()| drop(permit)))
-        }
+        Ok(permit) => Either::Left(
+            connection::run(shared, ws, peer, from, handshaking).map(move |()| drop(permit)),
+        ),
         Err((error, code, reason)) => Either::Right(Box::pin(async move {
             refuse(&mut ws, error, code, reason).await;
         })),

@@ -8,6 +8,7 @@
 //!   - `handshake`: `hello`, authentication, opening or resuming the session;
 //!   - `dispatch`: one client frame: its bounds, then each request;
 //!   - `writer`: deliveries and answers to the socket, and the close.
+//! - `tls`: `wss://` with a certificate that reloads without a restart.
 //! - [`limiter`]: per-connection rate limit and abuse counting.
 //! - [`rpc`]: host-defined methods.
 //! - [`events`]: what happens to sessions, for the host ([`Relay::events`]).
@@ -23,6 +24,7 @@ mod handshake;
 pub mod limiter;
 pub mod listener;
 pub mod rpc;
+mod tls;
 mod writer;
 
 use std::future::Future;
@@ -37,7 +39,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::auth::{AllowAll, Authenticator, StaticTokens};
+use crate::auth::rbac::{Policy, PolicyCell};
+use crate::auth::{AllowAll, Authenticator, Chain};
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::protocol::{close, Delivery, DeliveryKind};
@@ -60,7 +63,9 @@ pub struct RelayBuilder {
 
 impl RelayBuilder {
     /// Uses this authenticator instead of the one the configuration implies
-    /// (static tokens when `auth.tokens` is set, development mode otherwise).
+    /// (static tokens, JWT and the HTTP callback as `[auth]` sets them up,
+    /// development mode when it sets up none). The roles of `[auth.roles]`
+    /// apply whichever authenticator decides who a connection is.
     pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
         self.auth = Some(Arc::new(auth));
         self
@@ -102,8 +107,14 @@ impl RelayBuilder {
         let auth: Arc<dyn Authenticator> = match self.auth {
             Some(a) => a,
             None if c.is_development() => Arc::new(AllowAll),
-            None => Arc::new(StaticTokens::new(c.auth.tokens.clone())),
+            None => Arc::new(Chain::from_config(&c.auth)?),
         };
+        let policy = PolicyCell::new(Policy::compile(&c.auth)?);
+        let tls = c
+            .tls
+            .is_enabled()
+            .then(|| tls::Tls::from_config(&c.tls))
+            .transpose()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let transport_max = c.limits.max_frame_bytes * c.limits.transport_frame_factor;
         let ws_config = WebSocketConfig::default()
@@ -122,6 +133,8 @@ impl RelayBuilder {
             expiry: ExpiryQueue::new(),
             handshaking: dashmap::DashMap::new(),
             auth,
+            policy,
+            tls,
             rpc: self.rpc,
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
             ws_config,
@@ -133,6 +146,9 @@ impl RelayBuilder {
             config: self.config,
         });
         tokio::spawn(maintain(shared.clone()));
+        if shared.tls.is_some() && shared.config.tls.watch_ms > 0 {
+            tokio::spawn(watch_tls(shared.clone()));
+        }
         Ok(Relay { shared })
     }
 }
@@ -142,6 +158,10 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) router: Router,
     pub(crate) auth: Arc<dyn Authenticator>,
+    /// `[auth.roles]`, compiled.
+    pub(crate) policy: PolicyCell,
+    /// `[tls]`, when the relay serves `wss://`.
+    pub(crate) tls: Option<tls::Tls>,
     pub(crate) rpc: RpcRegistry,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) ws_config: WebSocketConfig,
@@ -383,6 +403,36 @@ impl Relay {
         Ok(self.shared.router.to_all(None, &d))
     }
 
+    /// Reads `[tls]`'s certificate and key again; new connections get them,
+    /// open ones are untouched. A pair that does not load leaves the
+    /// current one in place and is an error.
+    pub fn reload_tls(&self) -> Result<()> {
+        match &self.shared.tls {
+            None => Err(Error::Config("this relay does not serve TLS".into())),
+            Some(tls) => tls
+                .reload()
+                .map_err(|e| Error::Config(format!("`tls`: {e}"))),
+        }
+    }
+
+    /// Whether the relay serves `wss://`.
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
+    /// Puts new roles in force (`[auth.roles]` and `auth.default_roles`,
+    /// say from a reloaded configuration file). Every connection checks its
+    /// next request under them; nothing is dropped.
+    pub fn reload_permissions(&self, auth: &crate::config::AuthConfig) -> Result<()> {
+        let policy = Policy::compile(auth)?;
+        self.shared.policy.replace(policy);
+        tracing::info!(
+            roles = auth.roles.len(),
+            "Put reloaded permissions in force."
+        );
+        Ok(())
+    }
+
     /// Ends a session: its connection (if any) is closed with 4005 and it
     /// cannot be resumed. Returns whether it existed.
     pub fn disconnect(&self, session: &str) -> bool {
@@ -572,6 +622,24 @@ fn remove_session(shared: &Shared, s: &Arc<crate::session::Session>, reason: &st
         user: s.user.as_ref().map(|u| u.to_string()),
         reason: reason.to_owned(),
     });
+}
+
+/// Reloads the TLS certificate when its files change.
+async fn watch_tls(shared: Arc<Shared>) {
+    let every = Duration::from_millis(shared.config.tls.watch_ms);
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(tls) = &shared.tls {
+                    tls.reload_if_changed();
+                }
+            }
+            _ = shutting_down(&mut shutdown) => return,
+        }
+    }
 }
 
 /// Resolves once shutdown has been requested.

@@ -2,6 +2,7 @@
 //! WebSocket client that speaks raw JSON frames.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod proxy;
 pub mod raw;
 
