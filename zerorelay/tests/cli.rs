@@ -299,3 +299,77 @@ fn help_lists_commands_and_flags() {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
 }
+
+/// Sends `frame` and returns the next text frame.
+async fn ask(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    frame: Value,
+) -> Value {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sighup_puts_reloaded_roles_in_force_without_dropping_connections() {
+    let dir = std::env::temp_dir().join(format!("zerorelay-cli-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("relay.toml");
+    let config = |allow: &str| {
+        format!(
+            "[auth]\ndefault_roles = [\"member\"]\n[auth.jwt]\nsecret = \"hup-secret-0123456789abcdef0123\"\n[auth.roles.member]\nallow = [{allow}]\n"
+        )
+    };
+    std::fs::write(&file, config("\"join:room-*\"")).unwrap();
+    let (mut child, url) = serve(&["--config", file.to_str().unwrap()], &[]);
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub":"alice","exp": zerorelay::auth::jwt::now_s() + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"hup-secret-0123456789abcdef0123"),
+    )
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let w = ask(&mut ws, json!({"type":"hello","v":1,"token":token})).await;
+    assert_eq!(w["user"], "alice", "{w}");
+    let r = ask(&mut ws, json!({"type":"join","id":1,"group":"lobby"})).await;
+    assert_eq!(r["code"], "forbidden", "{r}");
+
+    // A broken file is refused on reload and changes nothing.
+    std::fs::write(&file, config("\"fly:away\"")).unwrap();
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(hup().success());
+    std::fs::write(&file, config("\"join:room-*\", \"join:lobby\"")).unwrap();
+    assert!(hup().success());
+    let mut id = 2;
+    let joined = loop {
+        let r = ask(&mut ws, json!({"type":"join","id":id,"group":"lobby"})).await;
+        if r["type"] == "ok" || id > 100 {
+            break r;
+        }
+        id += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(joined["type"], "ok", "{joined}");
+    let r = ask(&mut ws, json!({"type":"join","id":"r","group":"room-9"})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let status = tokio::task::spawn_blocking(move || terminate(&mut child))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

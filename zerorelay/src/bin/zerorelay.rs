@@ -131,7 +131,8 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime can be built");
-    match runtime.block_on(serve(config)) {
+    let reload = || opts.load();
+    match runtime.block_on(serve(config, &reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zerorelay: {e}");
@@ -141,9 +142,10 @@ fn main() -> ExitCode {
 }
 
 /// The configuration as TOML, with secrets masked: `auth.tokens` keys
-/// are credentials.
+/// and `auth.jwt.secret` are credentials.
 fn printable(config: &Config) -> String {
     let mut shown = config.clone();
+    shown.auth.jwt = config.auth.jwt.masked();
     shown.auth.tokens = config
         .auth
         .tokens
@@ -154,15 +156,32 @@ fn printable(config: &Config) -> String {
     toml::to_string_pretty(&shown).expect("the config is TOML")
 }
 
-async fn serve(config: Config) -> Result<(), zerorelay::Error> {
-    let relay = Relay::builder(config).build()?;
+async fn serve(
+    config: Config,
+    reload: &dyn Fn() -> Result<Config, zerorelay::Error>,
+) -> Result<(), zerorelay::Error> {
+    let relay = Relay::builder(config.clone()).build()?;
     let (bound, server) = relay.spawn().await?;
     // One line on standard output, for scripts that start the relay on port 0.
-    println!("zerorelay listening on ws://{bound}/ws");
+    let scheme = if relay.is_tls() { "wss" } else { "ws" };
+    println!("zerorelay listening on {scheme}://{bound}/ws");
     if relay.is_development() {
         tracing::warn!("Development mode: no authentication is configured; clients name themselves with hello.user.");
     }
-    shutdown_signal().await;
+    let mut current = config;
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangup() => {
+                tracing::info!("SIGHUP: reloading the configuration.");
+                match reload() {
+                    Ok(next) => apply_reload(&relay, &mut current, next),
+                    Err(e) => tracing::error!(error = %e, "The reloaded configuration is not valid; nothing changed."),
+                }
+            }
+        }
+    }
     tracing::info!("Shutting down: closing clients with 1001.");
     relay.shutdown().await;
     server
@@ -170,6 +189,50 @@ async fn serve(config: Config) -> Result<(), zerorelay::Error> {
         .map_err(|e| zerorelay::Error::Io(std::io::Error::other(e)))??;
     tracing::info!("The relay has shut down.");
     Ok(())
+}
+
+/// Puts in force what can change without a restart (the roles, the TLS
+/// certificate) and says which other changes wait for one.
+fn apply_reload(relay: &Relay, current: &mut Config, next: Config) {
+    if let Err(e) = relay.reload_permissions(&next.auth) {
+        tracing::error!(error = %e, "The reloaded roles are not valid; the previous ones stay in force.");
+        return;
+    }
+    if relay.is_tls() {
+        if let Err(e) = relay.reload_tls() {
+            tracing::error!(error = %e, "The TLS certificate could not be reloaded; the previous one stays in use.");
+        }
+    }
+    let mut rest_now = current.clone();
+    let mut rest_next = next.clone();
+    for c in [&mut rest_now, &mut rest_next] {
+        c.auth.roles.clear();
+        c.auth.default_roles.clear();
+    }
+    if rest_now != rest_next {
+        tracing::warn!("The reloaded configuration changes more than [auth.roles], auth.default_roles and the TLS files; those other changes take effect at the next restart.");
+    }
+    *current = next;
+}
+
+/// Resolves at each SIGHUP (never on platforms without it).
+async fn hangup() {
+    #[cfg(unix)]
+    {
+        use std::sync::OnceLock;
+        // One signal stream for the process, so no SIGHUP between two
+        // waits is lost.
+        static HUP: OnceLock<tokio::sync::Mutex<tokio::signal::unix::Signal>> = OnceLock::new();
+        let hup = HUP.get_or_init(|| {
+            tokio::sync::Mutex::new(
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .expect("SIGHUP can be handled"),
+            )
+        });
+        hup.lock().await.recv().await;
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 async fn shutdown_signal() {

@@ -27,7 +27,7 @@ pub fn load<I>(file: Option<&Path>, env: I, sets: &[String]) -> Result<Config, E
 where
     I: IntoIterator<Item = (String, String)>,
 {
-    let schema = Table::try_from(Config::default()).expect("the default config is TOML");
+    let schema = schema();
     let mut table = match file {
         None => Table::new(),
         Some(path) => {
@@ -48,7 +48,7 @@ where
         .collect();
     env.sort();
     for (var, value) in env {
-        let Some((section, key)) = env_key(&schema, &var) else {
+        let Some(path) = env_key(&schema, &var) else {
             // A typo under a section's prefix is refused; any other
             // ZERORELAY_ variable (a build script's, say) is not ours and
             // is only reported by `ignored_env`.
@@ -59,23 +59,19 @@ where
             }
             continue;
         };
-        set(&schema, &mut table, &section, &key, &value, &var)?;
+        set(&schema, &mut table, &path, &value, &var)?;
     }
     for s in sets {
         let (path, value) = s
             .split_once('=')
             .ok_or_else(|| Error::Config(format!("--set {s:?}: expected section.key=value")))?;
-        let (section, key) = path
-            .split_once('.')
-            .ok_or_else(|| Error::Config(format!("--set {s:?}: expected section.key=value")))?;
-        set(
-            &schema,
-            &mut table,
-            section,
-            key,
-            value,
-            &format!("--set {path}"),
-        )?;
+        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if keys.len() < 2 {
+            return Err(Error::Config(format!(
+                "--set {s:?}: expected section.key=value"
+            )));
+        }
+        set(&schema, &mut table, &keys, value, &format!("--set {path}"))?;
     }
     let config: Config = Value::Table(table)
         .try_into()
@@ -91,7 +87,7 @@ pub fn ignored_env<I>(env: I) -> Vec<String>
 where
     I: IntoIterator<Item = (String, String)>,
 {
-    let schema = Table::try_from(Config::default()).expect("the default config is TOML");
+    let schema = schema();
     let mut v: Vec<String> = env
         .into_iter()
         .map(|(k, _)| k)
@@ -112,43 +108,104 @@ fn env_section<'a>(schema: &'a Table, var: &str) -> Option<&'a str> {
         .map(|s| s.as_str())
 }
 
-/// Finds the `(section, key)` an environment variable names, by the schema.
-fn env_key(schema: &Table, var: &str) -> Option<(String, String)> {
-    let rest = var.strip_prefix(ENV_PREFIX)?;
-    for (section, keys) in schema {
-        let Some(keys) = keys.as_table() else {
-            continue;
-        };
-        let Some(k) = rest.strip_prefix(&format!("{}_", section.to_uppercase())) else {
-            continue;
-        };
-        if let Some(key) = keys.keys().find(|key| key.to_uppercase() == k) {
-            return Some((section.clone(), key.clone()));
+/// Keys that are absent from the serialized defaults (they default to
+/// nothing) but can be set from the environment and flags, as strings.
+const OPTIONAL_STRINGS: &[&str] = &[
+    "log.file",
+    "auth.jwt.secret",
+    "auth.jwt.secret_file",
+    "auth.jwt.public_key_file",
+    "auth.jwt.jwks_file",
+    "auth.jwt.jwks_url",
+    "auth.jwt.issuer",
+    "auth.jwt.audience",
+    "auth.callback.url",
+    "tls.cert_file",
+    "tls.key_file",
+];
+
+/// Tables whose keys are data (`auth.tokens`: token → user), set from text
+/// as `a=b,c=d`; other tables are sections to descend into.
+const MAPS: &[&str] = &["auth.tokens"];
+
+/// Every settable key: the serialized defaults plus [`OPTIONAL_STRINGS`].
+fn schema() -> Table {
+    let mut schema = Table::try_from(Config::default()).expect("the default config is TOML");
+    for key in OPTIONAL_STRINGS {
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut t = &mut schema;
+        for p in &parts[..parts.len() - 1] {
+            t = t
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Table(Table::new()))
+                .as_table_mut()
+                .expect("a section");
         }
-        if section == "log" && k == "FILE" {
-            return Some((section.clone(), "file".into()));
-        }
+        t.insert(
+            parts[parts.len() - 1].to_owned(),
+            Value::String(String::new()),
+        );
     }
-    None
+    // `[auth.roles]` is written in the file; it has no scalar form.
+    if let Some(auth) = schema.get_mut("auth").and_then(Value::as_table_mut) {
+        auth.remove("roles");
+    }
+    schema
 }
 
-/// Sets `section.key` from text, typed by the schema.
+/// Finds the key path an environment variable names, by the schema
+/// (`ZERORELAY_AUTH_JWT_SECRET` → `auth.jwt.secret`).
+fn env_key(schema: &Table, var: &str) -> Option<Vec<String>> {
+    fn find(table: &Table, prefix: &str, rest: &str) -> Option<Vec<String>> {
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let upper = k.to_uppercase();
+            match v {
+                Value::Table(sub) if !MAPS.contains(&path.as_str()) => {
+                    if let Some(r) = rest.strip_prefix(&format!("{upper}_")) {
+                        if let Some(mut found) = find(sub, &path, r) {
+                            found.insert(0, k.clone());
+                            return Some(found);
+                        }
+                    }
+                }
+                _ if rest == upper => return Some(vec![k.clone()]),
+                _ => {}
+            }
+        }
+        None
+    }
+    find(schema, "", var.strip_prefix(ENV_PREFIX)?)
+}
+
+/// Sets the key at `path` from text, typed by the schema.
 fn set(
     schema: &Table,
     table: &mut Table,
-    section: &str,
-    key: &str,
+    path: &[String],
     value: &str,
     source: &str,
 ) -> Result<(), Error> {
-    let sect = schema
-        .get(section)
-        .and_then(Value::as_table)
-        .ok_or_else(|| Error::Config(format!("{source}: no configuration section `{section}`")))?;
-    let typed = match sect.get(key) {
+    let dotted = path.join(".");
+    let (last, parents) = path.split_last().expect("a key path is not empty");
+    let mut sect = schema;
+    for (i, p) in parents.iter().enumerate() {
+        sect = sect.get(p).and_then(Value::as_table).ok_or_else(|| {
+            if i == 0 {
+                Error::Config(format!("{source}: no configuration section `{p}`"))
+            } else {
+                Error::Config(format!("{source}: no configuration key `{dotted}`"))
+            }
+        })?;
+    }
+    let typed = match sect.get(last) {
         Some(Value::Integer(_)) => Value::Integer(value.trim().parse().map_err(|_| {
             Error::Config(format!(
-                "{source}: `{section}.{key}` must be an integer, got {value:?}"
+                "{source}: `{dotted}` must be an integer, got {value:?}"
             ))
         })?),
         Some(Value::Boolean(_)) => Value::Boolean(match value.trim() {
@@ -156,37 +213,46 @@ fn set(
             "false" | "0" | "no" | "off" => false,
             _ => {
                 return Err(Error::Config(format!(
-                    "{source}: `{section}.{key}` must be true or false, got {value:?}"
+                    "{source}: `{dotted}` must be true or false, got {value:?}"
                 )))
             }
         }),
-        Some(Value::Table(_)) => {
+        Some(Value::Array(_)) => Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| Value::String(v.to_owned()))
+                .collect(),
+        ),
+        Some(Value::Table(_)) if MAPS.contains(&dotted.as_str()) => {
             let mut t = Table::new();
             for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
                 let (k, v) = pair.split_once('=').ok_or_else(|| {
                     Error::Config(format!(
-                        "{source}: `{section}.{key}` must be a list like a=b,c=d, got {value:?}"
+                        "{source}: `{dotted}` must be a list like a=b,c=d, got {value:?}"
                     ))
                 })?;
                 t.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
             }
             Value::Table(t)
         }
-        Some(_) => Value::String(value.to_owned()),
-        // Optional keys (absent from the serialized defaults) are strings.
-        None if section == "log" && key == "file" => Value::String(value.to_owned()),
-        None => {
+        Some(Value::Table(_)) | None => {
             return Err(Error::Config(format!(
-                "{source}: no configuration key `{section}.{key}`"
+                "{source}: no configuration key `{dotted}`"
             )))
         }
+        Some(_) => Value::String(value.to_owned()),
     };
-    table
-        .entry(section.to_owned())
-        .or_insert_with(|| Value::Table(Table::new()))
-        .as_table_mut()
-        .ok_or_else(|| Error::Config(format!("`{section}` must be a table")))?
-        .insert(key.to_owned(), typed);
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| Error::Config(format!("`{p}` must be a table")))?;
+    }
+    t.insert(last.clone(), typed);
     Ok(())
 }
 
@@ -306,6 +372,42 @@ mod tests {
         assert_eq!(c.auth.tokens.get("t2").map(String::as_str), Some("bob"));
         assert_eq!(c.log.file.as_deref(), Some("/tmp/x.log"));
         assert_eq!(c.log.format, super::super::LogFormat::Json);
+    }
+
+    #[test]
+    fn nested_keys_lists_and_optional_strings_come_from_env_and_flags() {
+        let c = load(
+            None,
+            env(&[
+                ("ZERORELAY_AUTH_JWT_SECRET", "s3cret"),
+                ("ZERORELAY_AUTH_JWT_LEEWAY_S", "5"),
+                (
+                    "ZERORELAY_SERVER_ALLOWED_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+            ]),
+            &[
+                "auth.callback.timeout_ms=900".into(),
+                "tls.watch_ms=0".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.auth.jwt.secret.as_deref(), Some("s3cret"));
+        assert_eq!(c.auth.jwt.leeway_s, 5);
+        assert_eq!(
+            c.server.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.auth.callback.timeout_ms, 900);
+        assert_eq!(c.tls.watch_ms, 0);
+        let e = load(None, env(&[("ZERORELAY_AUTH_JWT_SECRT", "x")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ZERORELAY_AUTH_JWT_SECRT"), "{e}");
+        let e = load(None, env(&[]), &["auth.jwt.nope=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.jwt.nope"), "{e}");
     }
 
     #[test]
