@@ -14,7 +14,10 @@
 //! - [`session`]: sessions, their outbox of unacknowledged deliveries, the
 //!   store trait and its in-memory implementation.
 //! - [`router`]: direct, group and broadcast routing over the store.
-//! - [`auth`]: pluggable authentication and authorization.
+//! - [`auth`]: identity (static tokens, JWT/JWKS, an HTTP callback, host
+//!   authenticators) and permissions (roles compiled once, a host hook).
+//! - [`validate`]: payload checks before routing (JSON Schema per group
+//!   pattern, host hooks that accept, reject or rewrite).
 //! - [`config`]: every setting, its default and validation (and, with the
 //!   `cli` feature, loading from TOML, environment and flags).
 //! - [`error`]: the error codes.
@@ -49,6 +52,7 @@ pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod validate;
 
 pub use auth::{AllowAll, Authenticator, Identity, StaticTokens};
 pub use config::Config;

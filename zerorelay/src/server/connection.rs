@@ -153,6 +153,8 @@ pub(super) struct Conn<S> {
     pub(super) readable: ReadWaker,
     /// A `refresh` read and not yet answered (its id and token).
     pub(super) refreshing: Option<(Option<RequestId>, String)>,
+    /// A publish held for its group's validation hooks.
+    pub(super) validating: Option<Box<super::dispatch::HeldPublish>>,
     pub(super) rpc_in_flight: Arc<AtomicUsize>,
     pub(super) write_timeout: Duration,
     /// Writes started in this loop turn must finish by then (one clock read
@@ -265,6 +267,14 @@ where
                 },
                 e => e,
             };
+            // Likewise a publish held for its validation hooks.
+            let step = match step {
+                Ok(()) => match self.validating.take() {
+                    Some(held) => Box::pin(self.finish_publish(*held)).await,
+                    None => Ok(()),
+                },
+                e => e,
+            };
             let step = match step {
                 Ok(()) if woken => {
                     // While messages stream in, let the tasks that are routing
@@ -293,7 +303,7 @@ where
     /// next turn register it again.)
     fn read_ahead(&mut self) -> Result<(), End> {
         for _ in 0..MAX_READ_AHEAD {
-            if self.refreshing.is_some() {
+            if self.refreshing.is_some() || self.validating.is_some() {
                 break;
             }
             match self.ws.next().now_or_never() {

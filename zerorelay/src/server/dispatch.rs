@@ -19,6 +19,15 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame};
 use crate::session::RecentReply;
+use crate::validate::{Payload, Verdict};
+
+/// A publish waiting for its group's host validation hooks.
+pub(super) struct HeldPublish {
+    id: Option<RequestId>,
+    group: String,
+    data: Box<RawValue>,
+    echo: bool,
+}
 
 /// RPC calls one connection may have in flight.
 const MAX_RPC_IN_FLIGHT: usize = 64;
@@ -86,7 +95,12 @@ where
                 group,
                 data,
                 echo,
-            } => self.routed(id, |c| c.publish(&group, data, echo)),
+            } => {
+                if self.shared.validation.has_hooks(&group) {
+                    return self.hold_for_hooks(id, group, data, echo);
+                }
+                self.routed(id, |c| c.publish(&group, data, echo))
+            }
             ClientFrame::Broadcast { id, data, echo } => {
                 self.routed(id, |c| c.broadcast(data, echo))
             }
@@ -190,7 +204,97 @@ where
     }
 
     fn publish(&mut self, group: &str, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
+        self.check_publish(group, data)?;
+        self.route_publish(group, data, echo)
+    }
+
+    /// A publish's permission, then its group's schemas.
+    fn check_publish(&self, group: &str, data: &RawValue) -> Result<(), ProtocolError> {
         self.authorize(Action::Publish { group })?;
+        self.shared.validation.check_schemas(group, data)
+    }
+
+    /// A publish whose group has host hooks: checked now, then held until
+    /// the connection's loop has run the hooks ([`Self::finish_publish`]);
+    /// the frames after it are read once it is answered.
+    fn hold_for_hooks(
+        &mut self,
+        id: Option<RequestId>,
+        group: String,
+        data: &RawValue,
+        echo: bool,
+    ) -> Result<(), End> {
+        if let Some(id) = &id {
+            let seen = self.session.lock().recent.get(id).cloned();
+            match seen {
+                Some(RecentReply::Done(frame)) => return self.write(&frame),
+                Some(RecentReply::Pending) => return Ok(()),
+                None => {}
+            }
+        }
+        if let Err(e) = self.check_publish(&group, data) {
+            return self.routed(id, |_| Err(e));
+        }
+        self.validating = Some(Box::new(HeldPublish {
+            id,
+            group,
+            data: data.to_owned(),
+            echo,
+        }));
+        Ok(())
+    }
+
+    /// Runs the host hooks on a held publish (each within
+    /// `limits.validate_timeout_ms`), then routes what they let through.
+    pub(super) async fn finish_publish(&mut self, held: HeldPublish) -> Result<(), End> {
+        self.frame_type = "publish";
+        let limit = Duration::from_millis(self.shared.config.limits.validate_timeout_ms);
+        let shared = self.shared.clone();
+        let HeldPublish {
+            id,
+            group,
+            mut data,
+            echo,
+        } = held;
+        let mut refusal = None;
+        for hook in shared.validation.hooks_for(&group) {
+            let payload = Payload {
+                group: &group,
+                data: &data,
+                user: self.identity.user.as_deref(),
+                session: &self.session.id,
+                claims: &self.identity.claims,
+            };
+            let verdict = tokio::time::timeout(limit, hook.validate(payload)).await;
+            match verdict {
+                Ok(Verdict::Accept) => {}
+                Ok(Verdict::Rewrite(new)) => data = new,
+                Ok(Verdict::Reject(e)) => {
+                    refusal = Some(e);
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(group = %group, session = %self.session.id, "A validation hook did not answer within limits.validate_timeout_ms; the publish failed with internal.");
+                    refusal = Some(ProtocolError::new(
+                        ErrorCode::Internal,
+                        "the payload's validation did not finish in time (limits.validate_timeout_ms)",
+                    ));
+                    break;
+                }
+            }
+        }
+        match refusal {
+            Some(e) => self.routed(id, |_| Err(e)),
+            None => self.routed(id, |c| c.route_publish(&group, &data, echo)),
+        }
+    }
+
+    fn route_publish(
+        &mut self,
+        group: &str,
+        data: &RawValue,
+        echo: bool,
+    ) -> Result<(), ProtocolError> {
         let d = self.delivery(DeliveryKind::Group, Some(group), data);
         let exclude = (!echo).then_some(&*self.session);
         let n = self.shared.router.to_group(group, exclude, &d);

@@ -59,6 +59,7 @@ pub struct RelayBuilder {
     auth: Option<Arc<dyn Authenticator>>,
     store: Option<Arc<dyn SessionStore>>,
     rpc: RpcRegistry,
+    validators: Vec<(String, Arc<dyn crate::validate::Validator>)>,
 }
 
 impl RelayBuilder {
@@ -74,6 +75,17 @@ impl RelayBuilder {
     /// Uses this session store instead of the in-memory one.
     pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Runs `hook` on every client publish to a group matching `pattern`
+    /// (`chat-*`), after the group's schemas; see [`crate::validate`].
+    pub fn validator(
+        mut self,
+        pattern: impl Into<String>,
+        hook: impl crate::validate::Validator,
+    ) -> Self {
+        self.validators.push((pattern.into(), Arc::new(hook)));
         self
     }
 
@@ -110,6 +122,10 @@ impl RelayBuilder {
             None => Arc::new(Chain::from_config(&c.auth)?),
         };
         let policy = PolicyCell::new(Policy::compile(&c.auth)?);
+        let mut validation = crate::validate::Validation::from_config(&c.validate)?;
+        for (pattern, hook) in self.validators {
+            validation.add_hook(&pattern, hook)?;
+        }
         let tls = c
             .tls
             .is_enabled()
@@ -135,6 +151,7 @@ impl RelayBuilder {
             auth,
             policy,
             tls,
+            validation,
             rpc: self.rpc,
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
             ws_config,
@@ -162,6 +179,8 @@ pub(crate) struct Shared {
     pub(crate) policy: PolicyCell,
     /// `[tls]`, when the relay serves `wss://`.
     pub(crate) tls: Option<tls::Tls>,
+    /// `[[validate]]` schemas and the host's validation hooks.
+    pub(crate) validation: crate::validate::Validation,
     pub(crate) rpc: RpcRegistry,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) ws_config: WebSocketConfig,
@@ -293,6 +312,7 @@ impl Relay {
             config,
             auth: None,
             store: None,
+            validators: Vec::new(),
             rpc: RpcRegistry::default(),
         }
     }
