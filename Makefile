@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
+.PHONY: help run bench-rbac test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ bench: bench-build ## Benchmark suite (not part of test): writes docs/BENCHMARKS
 
 bench-profile: bench-build ## Only the benchmark profile (callgrind, perf stat), then docs/BENCHMARKS.md again.
 	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py --profile
+
+bench-rbac: bench-build ## Permission checks: ns and allocations per check (200 patterns), and fan-out with 20 roles against none.
+	$(CARGO_TARGET_DIR)/release/rbac_check
+	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py --rbac
 
 bench-build:
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay

@@ -484,8 +484,45 @@ def report_from(path):
     write_report(results)
 
 
+def rbac_config(path):
+    """20 roles of 10 wildcard patterns each; the last allows the bench group
+    (ben*), so a publish walks every rule of its action."""
+    lines = ["[auth]", "default_roles = [" + ", ".join(f'"role{r}"' for r in range(20)) + "]"]
+    for r in range(20):
+        allow = [f'"publish:team-{r}-{p}-*"' for p in range(10)]
+        if r == 19:
+            allow[9] = '"publish:ben*"'
+            allow.append('"join:ben*"')
+        lines += [f"[auth.roles.role{r}]", "allow = [" + ", ".join(allow) + "]"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def rbac():
+    """Fan-out with and without 20 roles / 200 patterns, alternating."""
+    import tempfile
+    cfg = os.path.join(tempfile.mkdtemp(), "rbac.toml")
+    rbac_config(cfg)
+    off = SERVERS[0]
+    on = ("zerorelay+rbac", [*off[1], "--config", cfg], off[2], off[3])
+    scenario = SCENARIOS[0]
+    rows = {off[0]: [], on[0]: []}
+    for run in range(RUNS):
+        for server in ([off, on] if run % 2 == 0 else [on, off]):
+            r = run_one(server, scenario)
+            if r is not None:
+                print(json.dumps(r))
+                rows[server[0]].append(r)
+    for name, rs in rows.items():
+        rates = sorted(round(r["deliveries_per_server_cpu_s"]) for r in rs)
+        print(f"{name}: deliveries per server-CPU-second {rates}")
+
+
 def main():
     raise_fd_limit()
+    if sys.argv[1:] == ["--rbac"]:
+        rbac()
+        return
     if sys.argv[1:] == ["--profile"]:
         # Profile only, then the report again from the saved results.
         profile()

@@ -112,6 +112,14 @@ impl Pattern {
         })
     }
 
+    /// The pattern's text when it is a plain literal (no `*`, no `{user}`).
+    fn literal(&self) -> Option<&str> {
+        match &*self.parts {
+            [Part::Lit(l)] => Some(l),
+            _ => None,
+        }
+    }
+
     /// Whether `resource` (given as two pieces, read one after the other)
     /// matches, `{user}` standing for `user`. Never allocates.
     pub fn matches(&self, resource: (&str, &str), user: Option<&str>) -> bool {
@@ -163,19 +171,18 @@ impl Joined<'_> {
         self.0.len() + self.1.len()
     }
 
+    /// Whether `lit` is at `at`: at most two slice comparisons.
     fn has_at(&self, at: usize, lit: &[u8]) -> bool {
         if at + lit.len() > self.len() {
             return false;
         }
-        lit.iter().enumerate().all(|(i, b)| {
-            let k = at + i;
-            let c = if k < self.0.len() {
-                self.0[k]
-            } else {
-                self.1[k - self.0.len()]
-            };
-            c == *b
-        })
+        let first = self.0.len();
+        if at >= first {
+            return &self.1[at - first..at - first + lit.len()] == lit;
+        }
+        let in_first = (first - at).min(lit.len());
+        self.0[at..at + in_first] == lit[..in_first]
+            && self.1[..lit.len() - in_first] == lit[in_first..]
     }
 }
 
@@ -183,6 +190,9 @@ impl Joined<'_> {
 #[derive(Debug, Clone)]
 struct Rule {
     role: usize,
+    /// The pattern's first byte when it starts with a literal: most rules
+    /// are told apart from a resource by it alone.
+    first: Option<u8>,
     pattern: Pattern,
 }
 
@@ -191,8 +201,11 @@ struct Rule {
 pub struct Policy {
     /// Role name → its index (its bit in a [`Grants`]).
     roles: HashMap<String, usize>,
-    /// Rules per action, in [`Verb`] order.
+    /// Rules with `*` or `{user}` per action, in [`Verb`] order.
     rules: [Vec<Rule>; 6],
+    /// Plain-literal permissions per action: resource → the roles granting
+    /// it (one hash lookup however many there are).
+    exact: [HashMap<Box<str>, Vec<usize>>; 6],
     default_roles: Vec<usize>,
     enabled: bool,
 }
@@ -223,6 +236,7 @@ impl Policy {
                     for rules in &mut p.rules {
                         rules.push(Rule {
                             role: i,
+                            first: None,
                             pattern: Pattern::parse("*").expect("a star is a pattern"),
                         });
                     }
@@ -251,10 +265,20 @@ impl Policy {
                     }
                 };
                 for v in verbs {
-                    p.rules[v as usize].push(Rule {
-                        role: i,
-                        pattern: pattern.clone(),
-                    });
+                    match pattern.literal() {
+                        Some(lit) => p.exact[v as usize]
+                            .entry(lit.into())
+                            .or_default()
+                            .push(i),
+                        None => p.rules[v as usize].push(Rule {
+                            role: i,
+                            first: match pattern.parts.first() {
+                                Some(Part::Lit(l)) => l.bytes().next(),
+                                _ => None,
+                            },
+                            pattern: pattern.clone(),
+                        }),
+                    }
                 }
             }
         }
@@ -345,10 +369,20 @@ impl Policy {
         if !self.enabled {
             return Ok(());
         }
-        let allowed = self.rules[verb as usize].iter().any(|r| {
-            grants.roles[r.role / 64] & (1 << (r.role % 64)) != 0
-                && r.pattern.matches(resource, user)
-        });
+        let has = |role: usize| grants.roles[role / 64] & (1 << (role % 64)) != 0;
+        let exact = &self.exact[verb as usize];
+        let allowed = (!exact.is_empty()
+            && with_joined(resource, |r| {
+                exact.get(r).is_some_and(|roles| roles.iter().any(|i| has(*i)))
+            }))
+            || {
+                let first = resource.0.bytes().next().or(resource.1.bytes().next());
+                self.rules[verb as usize].iter().any(|r| {
+                    (r.first.is_none() || r.first == first)
+                        && has(r.role)
+                        && r.pattern.matches(resource, user)
+                })
+            };
         if allowed {
             Ok(())
         } else {
@@ -359,6 +393,22 @@ impl Policy {
             ))
         }
     }
+}
+
+/// Calls `f` with the two halves of a resource as one string, joined on
+/// the stack (names are at most 128 bytes; longer is never a permission).
+fn with_joined(resource: (&str, &str), f: impl FnOnce(&str) -> bool) -> bool {
+    if resource.0.is_empty() {
+        return f(resource.1);
+    }
+    let mut buf = [0u8; 160];
+    let (a, b) = (resource.0.as_bytes(), resource.1.as_bytes());
+    if a.len() + b.len() > buf.len() {
+        return false;
+    }
+    buf[..a.len()].copy_from_slice(a);
+    buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+    std::str::from_utf8(&buf[..a.len() + b.len()]).is_ok_and(f)
 }
 
 fn refusal(verb: Verb, resource: (&str, &str), why: &str) -> ProtocolError {
