@@ -54,7 +54,7 @@ pub mod server;
 pub mod session;
 pub mod validate;
 
-pub use auth::{AllowAll, Authenticator, Identity, StaticTokens};
+pub use auth::{AllowAll, Authenticator, Authorizer, Identity, StaticTokens};
 pub use config::Config;
 pub use error::{Error, ErrorCode, ProtocolError, Result};
 pub use server::{GroupInfo, Relay, RelayBuilder, RpcContext, SessionInfo, Stats};

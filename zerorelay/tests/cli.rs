@@ -376,13 +376,23 @@ async fn sighup_puts_reloaded_roles_in_force_without_dropping_connections() {
 
 #[test]
 fn the_jwt_and_tls_example_configuration_loads_with_its_secret_masked() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/jwt-tls/relay.toml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/jwt-tls/relay.toml"
+    );
     let out = run(
         &["config", "--config", example],
         &[("ZERORELAY_AUTH_JWT_SECRET", "change-me")],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("roles_claim = \"roles\""), "{text}");
-    assert!(text.contains("secret = \"***\"") && !text.contains("change-me"), "{text}");
+    assert!(
+        text.contains("secret = \"***\"") && !text.contains("change-me"),
+        "{text}"
+    );
 }

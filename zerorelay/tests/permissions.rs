@@ -323,3 +323,73 @@ async fn the_host_authorizer_runs_after_the_roles() {
     .await;
     s.stop().await;
 }
+
+/// An asynchronous host authorizer: it sees every action the roles allow,
+/// may refuse it, and a slow one fails the request, not the connection.
+#[tokio::test]
+async fn an_async_authorizer_decides_after_the_roles_and_a_slow_one_fails_only_its_request() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use zerorelay::auth::{Action, Authorizer, BoxFuture, Identity};
+    use zerorelay::{ErrorCode, ProtocolError};
+    struct Desk(Arc<AtomicUsize>);
+    impl Authorizer for Desk {
+        fn authorize<'a>(
+            &'a self,
+            who: &'a Identity,
+            action: Action<'a>,
+        ) -> BoxFuture<'a, Result<(), ProtocolError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let no = |m: &str| Err(ProtocolError::new(ErrorCode::Forbidden, m.to_owned()));
+            let verdict = match action {
+                Action::Join { group: "room-slow" } => None,
+                Action::Join { group: "room-vip" } => Some(no("vip only")),
+                Action::Publish { group: "room-quiet" } => Some(no("quiet please")),
+                Action::Send { .. } if who.user.as_deref() == Some("alice") => {
+                    Some(no("alice may not send today"))
+                }
+                Action::Rpc { method: "time" } => Some(no("no time")),
+                _ => Some(Ok(())),
+            };
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                match verdict {
+                    Some(v) => v,
+                    None => std::future::pending().await,
+                }
+            })
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut c = rbac_config();
+    c.limits.authorize_timeout_ms = 200;
+    let s = common::start_with(
+        zerorelay::Relay::builder(c)
+            .authorizer(Desk(calls.clone()))
+            .rpc("time", |_, _| async { Ok(json!(1)) }),
+    )
+    .await;
+    let mut alice = as_user(&s, json!({"sub":"alice"})).await;
+    let mut bob = as_user(&s, json!({"sub":"bob"})).await;
+    bob.ok(json!({"type":"join","id":1,"group":"room-1"})).await;
+    alice.ok(json!({"type":"join","id":1,"group":"room-1"})).await;
+    forbidden(&mut alice, json!({"type":"join","id":2,"group":"room-vip"}), "vip only").await;
+    forbidden(&mut alice, json!({"type":"publish","id":3,"group":"room-quiet","data":1}), "quiet").await;
+    forbidden(&mut alice, json!({"type":"send","id":4,"to":"bob","data":1}), "may not send").await;
+    forbidden(&mut alice, json!({"type":"rpc","id":5,"method":"time"}), "no time").await;
+    let before = calls.load(Ordering::SeqCst);
+    // What the roles refuse never reaches the authorizer.
+    forbidden(&mut alice, json!({"type":"join","id":6,"group":"lobby"}), "join lobby").await;
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+    let e = alice.request(json!({"type":"join","id":7,"group":"room-slow"})).await;
+    assert_eq!(e["code"], "internal", "{e}");
+    // The connection goes on, in order, and so does everyone else.
+    alice.send(json!({"type":"publish","id":8,"group":"room-1","data":"after"})).await;
+    alice.send(json!({"type":"ping","id":9})).await;
+    assert_eq!(alice.recv().await["id"], 8);
+    assert_eq!(alice.recv().await["type"], "pong");
+    assert_eq!(bob.message().await["data"], "after");
+    bob.ok(json!({"type":"send","id":2,"to":"alice","data":"hi"})).await;
+    assert_eq!(alice.message().await["data"], "hi");
+    s.stop().await;
+}

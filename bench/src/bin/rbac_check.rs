@@ -23,9 +23,7 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 fn twenty_roles(last: &str) -> AuthConfig {
     let mut auth = AuthConfig::default();
     for r in 0..20 {
-        let mut allow: Vec<String> = (0..10)
-            .map(|p| format!("publish:team-{r}-{p}-*"))
-            .collect();
+        let mut allow: Vec<String> = (0..10).map(|p| format!("publish:team-{r}-{p}-*")).collect();
         if r == 19 {
             allow[9] = format!("publish:{last}");
             allow.push(format!("join:{}", zerorelay_bench::GROUP));

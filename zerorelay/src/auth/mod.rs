@@ -142,6 +142,18 @@ pub trait Authenticator: Send + Sync + 'static {
     }
 }
 
+/// An asynchronous authorization hook ([`crate::RelayBuilder::authorizer`]),
+/// asked after the roles and [`Authenticator::authorize`] allowed an action.
+/// The language bindings plug their `authorize` functions in here.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Allows `action` for `identity`, or refuses it (`forbidden`, say).
+    fn authorize<'a>(
+        &'a self,
+        identity: &'a Identity,
+        action: Action<'a>,
+    ) -> BoxFuture<'a, Result<(), ProtocolError>>;
+}
+
 /// Development mode: everyone is let in, named by `hello.user` (or anonymous).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;

@@ -266,10 +266,7 @@ impl Policy {
                 };
                 for v in verbs {
                     match pattern.literal() {
-                        Some(lit) => p.exact[v as usize]
-                            .entry(lit.into())
-                            .or_default()
-                            .push(i),
+                        Some(lit) => p.exact[v as usize].entry(lit.into()).or_default().push(i),
                         None => p.rules[v as usize].push(Rule {
                             role: i,
                             first: match pattern.parts.first() {
@@ -373,7 +370,9 @@ impl Policy {
         let exact = &self.exact[verb as usize];
         let allowed = (!exact.is_empty()
             && with_joined(resource, |r| {
-                exact.get(r).is_some_and(|roles| roles.iter().any(|i| has(*i)))
+                exact
+                    .get(r)
+                    .is_some_and(|roles| roles.iter().any(|i| has(*i)))
             }))
             || {
                 let first = resource.0.bytes().next().or(resource.1.bytes().next());

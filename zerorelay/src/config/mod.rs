@@ -212,6 +212,9 @@ pub struct LimitsConfig {
     /// How long a host validation hook may take before the request fails
     /// with `internal`.
     pub validate_timeout_ms: u64,
+    /// How long the host's asynchronous authorizer may take before the
+    /// request fails with `internal`.
+    pub authorize_timeout_ms: u64,
     /// Read buffer per connection, and the most one read takes from the
     /// socket. It grows for a larger frame. Small by default: every idle
     /// connection keeps one, and each read clears it first (protocol v1's
@@ -240,6 +243,7 @@ impl Default for LimitsConfig {
             broadcast_per_sec: 1,
             large_group: 10_000,
             validate_timeout_ms: 1_000,
+            authorize_timeout_ms: 1_000,
             read_buffer_bytes: 512,
             write_buffer_bytes: 16 << 10,
         }
@@ -404,6 +408,12 @@ impl Config {
                 se.outbox_bytes, l.max_frame_bytes
             )));
         }
+        range(
+            "limits.authorize_timeout_ms",
+            l.authorize_timeout_ms,
+            1,
+            60_000,
+        )?;
         range(
             "limits.validate_timeout_ms",
             l.validate_timeout_ms,

@@ -153,8 +153,8 @@ pub(super) struct Conn<S> {
     pub(super) readable: ReadWaker,
     /// A `refresh` read and not yet answered (its id and token).
     pub(super) refreshing: Option<(Option<RequestId>, String)>,
-    /// A publish held for its group's validation hooks.
-    pub(super) validating: Option<Box<super::dispatch::HeldPublish>>,
+    /// A request held for the host's hooks ([`super::held`]).
+    pub(super) held: Option<Box<super::held::HeldRequest>>,
     pub(super) rpc_in_flight: Arc<AtomicUsize>,
     pub(super) write_timeout: Duration,
     /// Writes started in this loop turn must finish by then (one clock read
@@ -267,10 +267,10 @@ where
                 },
                 e => e,
             };
-            // Likewise a publish held for its validation hooks.
+            // Likewise a request held for the host's hooks.
             let step = match step {
-                Ok(()) => match self.validating.take() {
-                    Some(held) => Box::pin(self.finish_publish(*held)).await,
+                Ok(()) => match self.held.take() {
+                    Some(held) => Box::pin(self.finish_held(*held)).await,
                     None => Ok(()),
                 },
                 e => e,
@@ -303,7 +303,7 @@ where
     /// next turn register it again.)
     fn read_ahead(&mut self) -> Result<(), End> {
         for _ in 0..MAX_READ_AHEAD {
-            if self.refreshing.is_some() || self.validating.is_some() {
+            if self.refreshing.is_some() || self.held.is_some() {
                 break;
             }
             match self.ws.next().now_or_never() {

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connection::{Conn, End};
+use super::held::Held;
 use super::{now_ms, RpcContext};
 use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
@@ -19,15 +20,6 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame};
 use crate::session::RecentReply;
-use crate::validate::{Payload, Verdict};
-
-/// A publish waiting for its group's host validation hooks.
-pub(super) struct HeldPublish {
-    id: Option<RequestId>,
-    group: String,
-    data: Box<RawValue>,
-    echo: bool,
-}
 
 /// RPC calls one connection may have in flight.
 const MAX_RPC_IN_FLIGHT: usize = 64;
@@ -82,6 +74,9 @@ where
             ClientFrame::Ack { seq } => self.on_ack(seq),
             ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
             ClientFrame::Join { id, group } => {
+                if self.shared.authorizer.is_some() {
+                    return self.hold(id, Held::Join { group });
+                }
                 let r = self.join(group);
                 self.answer(id.as_ref(), r)
             }
@@ -89,19 +84,30 @@ where
                 let r = self.leave(&group);
                 self.answer(id.as_ref(), r)
             }
-            ClientFrame::Send { id, target, data } => self.routed(id, |c| c.send(&target, data)),
+            ClientFrame::Send { id, target, data } => {
+                if self.shared.authorizer.is_some() {
+                    let data = data.to_owned();
+                    return self.hold(id, Held::Send { target, data });
+                }
+                self.routed(id, |c| c.send(&target, data))
+            }
             ClientFrame::Publish {
                 id,
                 group,
                 data,
                 echo,
             } => {
-                if self.shared.validation.has_hooks(&group) {
-                    return self.hold_for_hooks(id, group, data, echo);
+                if self.shared.authorizer.is_some() || self.shared.validation.has_hooks(&group) {
+                    let data = data.to_owned();
+                    return self.hold(id, Held::Publish { group, data, echo });
                 }
                 self.routed(id, |c| c.publish(&group, data, echo))
             }
             ClientFrame::Broadcast { id, data, echo } => {
+                if self.shared.authorizer.is_some() {
+                    let data = data.to_owned();
+                    return self.hold(id, Held::Broadcast { data, echo });
+                }
                 self.routed(id, |c| c.broadcast(data, echo))
             }
             ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data),
@@ -138,7 +144,7 @@ where
 
     /// A routing request: answered from memory when its id was seen before,
     /// otherwise routed once and its answer remembered.
-    fn routed(
+    pub(super) fn routed(
         &mut self,
         id: Option<RequestId>,
         route: impl FnOnce(&mut Self) -> Result<(), ProtocolError>,
@@ -171,7 +177,7 @@ where
     }
 
     /// The roles' permissions, then the host's authorizer.
-    fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
+    pub(super) fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
         self.access.check(&self.identity, &action)?;
         self.shared.auth.authorize(&self.identity, &action)
     }
@@ -188,13 +194,21 @@ where
     }
 
     fn send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
+        self.check_send(target)?;
+        self.route_send(target, data)
+    }
+
+    pub(super) fn check_send(&self, target: &Target) -> Result<(), ProtocolError> {
         if matches!(target, Target::Session(_)) && !self.shared.config.features.send_to_session {
             return Err(ProtocolError::new(
                 ErrorCode::Forbidden,
                 "sending to a session id is disabled on this server",
             ));
         }
-        self.authorize(Action::Send { target })?;
+        self.authorize(Action::Send { target })
+    }
+
+    pub(super) fn route_send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
         let d = self.delivery(DeliveryKind::Direct, None, data);
         let router = &self.shared.router;
         match target {
@@ -209,87 +223,12 @@ where
     }
 
     /// A publish's permission, then its group's schemas.
-    fn check_publish(&self, group: &str, data: &RawValue) -> Result<(), ProtocolError> {
+    pub(super) fn check_publish(&self, group: &str, data: &RawValue) -> Result<(), ProtocolError> {
         self.authorize(Action::Publish { group })?;
         self.shared.validation.check_schemas(group, data)
     }
 
-    /// A publish whose group has host hooks: checked now, then held until
-    /// the connection's loop has run the hooks ([`Self::finish_publish`]);
-    /// the frames after it are read once it is answered.
-    fn hold_for_hooks(
-        &mut self,
-        id: Option<RequestId>,
-        group: String,
-        data: &RawValue,
-        echo: bool,
-    ) -> Result<(), End> {
-        if let Some(id) = &id {
-            let seen = self.session.lock().recent.get(id).cloned();
-            match seen {
-                Some(RecentReply::Done(frame)) => return self.write(&frame),
-                Some(RecentReply::Pending) => return Ok(()),
-                None => {}
-            }
-        }
-        if let Err(e) = self.check_publish(&group, data) {
-            return self.routed(id, |_| Err(e));
-        }
-        self.validating = Some(Box::new(HeldPublish {
-            id,
-            group,
-            data: data.to_owned(),
-            echo,
-        }));
-        Ok(())
-    }
-
-    /// Runs the host hooks on a held publish (each within
-    /// `limits.validate_timeout_ms`), then routes what they let through.
-    pub(super) async fn finish_publish(&mut self, held: HeldPublish) -> Result<(), End> {
-        self.frame_type = "publish";
-        let limit = Duration::from_millis(self.shared.config.limits.validate_timeout_ms);
-        let shared = self.shared.clone();
-        let HeldPublish {
-            id,
-            group,
-            mut data,
-            echo,
-        } = held;
-        let mut refusal = None;
-        for hook in shared.validation.hooks_for(&group) {
-            let payload = Payload {
-                group: &group,
-                data: &data,
-                user: self.identity.user.as_deref(),
-                session: &self.session.id,
-                claims: &self.identity.claims,
-            };
-            let verdict = tokio::time::timeout(limit, hook.validate(payload)).await;
-            match verdict {
-                Ok(Verdict::Accept) => {}
-                Ok(Verdict::Rewrite(new)) => data = new,
-                Ok(Verdict::Reject(e)) => {
-                    refusal = Some(e);
-                    break;
-                }
-                Err(_) => {
-                    tracing::warn!(group = %group, session = %self.session.id, "A validation hook did not answer within limits.validate_timeout_ms; the publish failed with internal.");
-                    refusal = Some(ProtocolError::new(
-                        ErrorCode::Internal,
-                        "the payload's validation did not finish in time (limits.validate_timeout_ms)",
-                    ));
-                    break;
-                }
-            }
-        }
-        match refusal {
-            Some(e) => self.routed(id, |_| Err(e)),
-            None => self.routed(id, |c| c.route_publish(&group, &data, echo)),
-        }
-    }
-
-    fn route_publish(
+    pub(super) fn route_publish(
         &mut self,
         group: &str,
         data: &RawValue,
@@ -307,13 +246,25 @@ where
     }
 
     fn broadcast(&mut self, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
+        self.check_broadcast()?;
+        self.route_broadcast(data, echo)
+    }
+
+    pub(super) fn check_broadcast(&self) -> Result<(), ProtocolError> {
         if !self.shared.config.features.client_broadcast {
             return Err(ProtocolError::new(
                 ErrorCode::Forbidden,
                 "client broadcast is disabled on this server (features.client_broadcast)",
             ));
         }
-        self.authorize(Action::Broadcast)?;
+        self.authorize(Action::Broadcast)
+    }
+
+    pub(super) fn route_broadcast(
+        &mut self,
+        data: &RawValue,
+        echo: bool,
+    ) -> Result<(), ProtocolError> {
         if !self.broadcasts.allow(Instant::now()) {
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
@@ -331,6 +282,10 @@ where
 
     fn join(&self, group: String) -> Result<(), ProtocolError> {
         self.authorize(Action::Join { group: &group })?;
+        self.do_join(group)
+    }
+
+    pub(super) fn do_join(&self, group: String) -> Result<(), ProtocolError> {
         let group: Arc<str> = group.into();
         let max = self.shared.router.limits().max_groups;
         {
@@ -360,6 +315,43 @@ where
         self.session.lock().groups.remove(group);
         self.shared.router.store().leave(group, &self.session.id);
         Ok(())
+    }
+
+    /// The handler's future; with a host authorizer, the handler starts
+    /// only once it allowed the call (within `limits.authorize_timeout_ms`).
+    fn rpc_call(
+        &self,
+        method: &str,
+        ctx: RpcContext,
+        arg: serde_json::Value,
+    ) -> crate::auth::BoxFuture<'static, super::RpcResult> {
+        let shared = self.shared.clone();
+        let method = method.to_owned();
+        let Some(authorizer) = shared.authorizer.clone() else {
+            return shared
+                .rpc
+                .call(&method, ctx, arg)
+                .expect("the method was found");
+        };
+        let identity = self.identity.clone();
+        let limit = Duration::from_millis(shared.config.limits.authorize_timeout_ms);
+        Box::pin(async move {
+            let asked = authorizer.authorize(&identity, Action::Rpc { method: &method });
+            match tokio::time::timeout(limit, asked).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Internal,
+                        "authorization did not finish in time (limits.authorize_timeout_ms)",
+                    ))
+                }
+            }
+            let call = shared
+                .rpc
+                .call(&method, ctx, arg)
+                .expect("the method was found");
+            call.await
+        })
     }
 
     pub(super) async fn refresh(&mut self, token: &str) -> Result<(), ProtocolError> {
@@ -414,9 +406,13 @@ where
             user: self.identity.user.clone(),
         };
         let call = self.authorize(Action::Rpc { method }).and_then(|()| {
-            self.shared.rpc.call(method, ctx, arg).ok_or_else(|| {
-                ProtocolError::new(ErrorCode::NotFound, format!("no rpc method {method:?}"))
-            })
+            if !self.shared.rpc.contains(method) {
+                return Err(ProtocolError::new(
+                    ErrorCode::NotFound,
+                    format!("no rpc method {method:?}"),
+                ));
+            }
+            Ok(self.rpc_call(method, ctx, arg))
         });
         let fut = match call {
             Ok(fut) => fut,

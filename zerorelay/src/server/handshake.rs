@@ -139,7 +139,7 @@ where
         last_seen: now,
         out: Output::default(),
         refreshing: None,
-        validating: None,
+        held: None,
         streaming: false,
         ws_may_hold: true,
         readable: ReadWaker::new(),

@@ -7,6 +7,8 @@
 //!   and the release of its session whatever happens;
 //!   - `handshake`: `hello`, authentication, opening or resuming the session;
 //!   - `dispatch`: one client frame: its bounds, then each request;
+//!   - `held`: requests held for the host's asynchronous hooks
+//!     (authorizer, validation);
 //!   - `writer`: deliveries and answers to the socket, and the close.
 //! - `tls`: `wss://` with a certificate that reloads without a restart.
 //! - [`limiter`]: per-connection rate limit and abuse counting.
@@ -21,6 +23,7 @@ mod dispatch;
 pub mod events;
 mod frames;
 mod handshake;
+mod held;
 pub mod limiter;
 pub mod listener;
 pub mod rpc;
@@ -60,6 +63,7 @@ pub struct RelayBuilder {
     store: Option<Arc<dyn SessionStore>>,
     rpc: RpcRegistry,
     validators: Vec<(String, Arc<dyn crate::validate::Validator>)>,
+    authorizer: Option<Arc<dyn crate::auth::Authorizer>>,
 }
 
 impl RelayBuilder {
@@ -86,6 +90,17 @@ impl RelayBuilder {
         hook: impl crate::validate::Validator,
     ) -> Self {
         self.validators.push((pattern.into(), Arc::new(hook)));
+        self
+    }
+
+    /// Asks `authorizer` about every `join`, `publish`, `send`,
+    /// `broadcast` and `rpc` that the roles allow, asynchronously (the
+    /// SDKs' `authorize` functions). A request waits for it at most
+    /// `limits.authorize_timeout_ms`; the connection's later frames wait
+    /// behind it, other connections do not. For a check that needs no
+    /// waiting, implement [`Authenticator::authorize`] instead.
+    pub fn authorizer(mut self, authorizer: impl crate::auth::Authorizer) -> Self {
+        self.authorizer = Some(Arc::new(authorizer));
         self
     }
 
@@ -152,6 +167,7 @@ impl RelayBuilder {
             policy,
             tls,
             validation,
+            authorizer: self.authorizer,
             rpc: self.rpc,
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
             ws_config,
@@ -181,6 +197,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<tls::Tls>,
     /// `[[validate]]` schemas and the host's validation hooks.
     pub(crate) validation: crate::validate::Validation,
+    /// The host's asynchronous authorizer.
+    pub(crate) authorizer: Option<Arc<dyn crate::auth::Authorizer>>,
     pub(crate) rpc: RpcRegistry,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) ws_config: WebSocketConfig,
@@ -313,6 +331,7 @@ impl Relay {
             auth: None,
             store: None,
             validators: Vec::new(),
+            authorizer: None,
             rpc: RpcRegistry::default(),
         }
     }

@@ -41,6 +41,12 @@ impl RpcRegistry {
     }
 
     /// Starts a call, or `None` when the method is unknown.
+    /// Whether `method` is registered.
+    pub fn contains(&self, method: &str) -> bool {
+        self.methods.contains_key(method)
+    }
+
+    /// Starts `method`'s handler.
     pub fn call(
         &self,
         method: &str,
