@@ -14,9 +14,10 @@ import (
 // Server is a relay embedded in this process (the same server the
 // `zerorelay` command runs).
 type Server struct {
-	mu   sync.RWMutex
-	h    *C.zr_server
-	addr string
+	mu     sync.RWMutex
+	h      *C.zr_server
+	addr   string
+	scheme string // "ws", or "wss" when the relay serves TLS
 
 	eventsOnce sync.Once
 	events     chan ServerEvent
@@ -87,7 +88,14 @@ func StartServer(config any) (*Server, error) {
 	text := string(b)
 	c := cstr(text)
 	defer free(c)
-	s := &Server{done: make(chan struct{})}
+	s := &Server{done: make(chan struct{}), scheme: "ws"}
+	// The relay serves wss:// when [tls] names a certificate (the
+	// configuration refuses a cert_file without a key_file).
+	if tls, _ := cfg["tls"].(map[string]any); tls != nil {
+		if f, _ := tls["cert_file"].(string); f != "" {
+			s.scheme = "wss"
+		}
+	}
 	if err := call(func() C.zr_status { return C.zr_status(C.zr_server_start(c, &s.h)) }); err != nil {
 		return nil, err
 	}
@@ -103,8 +111,9 @@ func StartServer(config any) (*Server, error) {
 // Addr is the bound address, host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// URL is the WebSocket URL clients connect to.
-func (s *Server) URL() string { return "ws://" + s.addr + "/ws" }
+// URL is the WebSocket URL clients connect to: wss:// when the relay
+// serves TLS (tls.cert_file and tls.key_file in the configuration).
+func (s *Server) URL() string { return s.scheme + "://" + s.addr + "/ws" }
 
 func (s *Server) with(f func(h *C.zr_server) C.zr_status) error {
 	s.mu.RLock()

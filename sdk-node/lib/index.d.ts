@@ -62,7 +62,7 @@ export type TokenProvider = () => string | { token: string; expiresInMs?: number
 export interface ConnectOptions {
   /** Sent in `hello` (and on every reconnect). */
   token?: string
-  /** Asked for a token before every connection and before it expires; wins over `token`. */
+  /** Asked for a token before every connection, before it expires (`expiresInMs`), and when the relay sends `refresh_required`; wins over `token`. */
   tokenProvider?: TokenProvider
   /** The user name; honoured by relays in development mode only. */
   user?: string
@@ -143,12 +143,22 @@ export interface Credentials {
   client: string | null
 }
 
-export type AuthAnswer = string | { user?: string | null; expiresInMs?: number | null } | boolean | null | undefined
+/** An auth callback's acceptance. */
+export interface AuthAllow {
+  /** The user the connection acts as (absent or null: anonymous). */
+  user?: string | null
+  /** How long the credentials stay valid: the relay sends `refresh_required` ahead of it and closes with 4003 at it unless the client refreshes. */
+  expiresInMs?: number | null
+  /** Roles from `auth.roles` that decide what the connection may do (absent or null: `auth.default_roles`). */
+  roles?: string[] | null
+}
+
+export type AuthAnswer = string | AuthAllow | boolean | null | undefined
 
 export interface RpcContext { session: string; user: string | null }
 
 export interface ServerOptions {
-  /** Decides who connects: a user name, `{ user, expiresInMs }`, true (anonymous), or null/false to refuse. */
+  /** Decides who connects: a user name, `{ user, expiresInMs, roles }`, true (anonymous), or null/false to refuse. */
   auth?: (credentials: Credentials) => AuthAnswer | Promise<AuthAnswer>
   /** RPC methods; throw a ZerorelayError with a protocol code to refuse. */
   rpc?: Record<string, (data: any, context: RpcContext) => unknown>
@@ -156,12 +166,58 @@ export interface ServerOptions {
   logLevel?: string
 }
 
+/** `[auth.jwt]`: JSON Web Tokens checked by the relay itself (one key source). */
+export interface JwtConfig {
+  /** An HMAC secret (HS256/384/512). */
+  secret?: string
+  secret_file?: string
+  /** A PEM public key (RS*, PS*, ES*, EdDSA). */
+  public_key_file?: string
+  jwks_file?: string
+  jwks_url?: string
+  issuer?: string
+  audience?: string
+  leeway_s?: number
+  /** Dotted paths into the claims; defaults `sub`, `roles`, `groups`. */
+  user_claim?: string
+  roles_claim?: string
+  groups_claim?: string
+  jwks_refresh_s?: number
+  refresh_min_s?: number
+}
+
+/** `[auth]`. */
+export interface AuthConfig {
+  /** Fixed token → user map. */
+  tokens?: Record<string, string>
+  jwt?: JwtConfig
+  /** How long before a credential expires the relay sends `refresh_required` (at most a tenth of its lifetime); default 60000. */
+  refresh_ahead_ms?: number
+  /** Roles of an identity that names none. */
+  default_roles?: string[]
+  /** What each role may do: `action:pattern` (`join:room-*`, `join:user:{user}`, `*`). */
+  roles?: Record<string, { allow?: string[] }>
+  /** An HTTP endpoint that decides (opaque tokens): `{ token, client, remote }` is POSTed to it. */
+  callback?: { url?: string; timeout_ms?: number; cache_s?: number }
+}
+
+/** `[tls]`: the relay serves `wss://` (TLS 1.2 or newer) with this certificate. */
+export interface TlsConfig {
+  /** PEM certificate chain. */
+  cert_file?: string
+  /** PEM private key. */
+  key_file?: string
+  /** How often the files are checked for a new certificate (0: never). */
+  watch_ms?: number
+}
+
 /** The relay's configuration: the sections and keys of the TOML file. */
 export interface ServerConfig {
-  server?: { listen?: string; [key: string]: unknown }
+  server?: { listen?: string; allowed_origins?: string[]; [key: string]: unknown }
   session?: Record<string, unknown>
   limits?: Record<string, unknown>
-  auth?: { tokens?: Record<string, string> }
+  auth?: AuthConfig
+  tls?: TlsConfig
   features?: { client_broadcast?: boolean; send_to_session?: boolean }
   log?: Record<string, unknown>
 }
@@ -194,6 +250,7 @@ export declare class Server extends EventEmitter {
   off<E extends keyof ServerEvents> (event: E, listener: (...args: ServerEvents[E]) => void): this
   static start (config?: ServerConfig, options?: ServerOptions): Promise<Server>
   readonly address: string
+  /** `ws://host:port/ws`, or `wss://` when `tls` names a certificate. */
   readonly url: string
   publish (group: string, data: unknown): number
   sendToUser (user: string, data: unknown): number

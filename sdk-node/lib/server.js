@@ -20,9 +20,11 @@ function authCallback (auth) {
         const allow = {}
         if (answer.user !== undefined && answer.user !== null) allow.user = answer.user
         if (answer.expiresInMs !== undefined && answer.expiresInMs !== null) allow.expiresInMs = answer.expiresInMs
+        // Checked by the relay (an array of role names).
+        if (answer.roles !== undefined && answer.roles !== null) allow.roles = answer.roles
         return JSON.stringify({ allow })
       }
-      return JSON.stringify({ error: `the auth callback returned a ${typeof answer}; return a user name, { user, expiresInMs }, true, or null to refuse` })
+      return JSON.stringify({ error: `the auth callback returned a ${typeof answer}; return a user name, { user, expiresInMs, roles }, true, or null to refuse` })
     } catch (e) {
       return JSON.stringify({ error: String(e && e.message ? e.message : e) })
     }
@@ -61,13 +63,15 @@ const SESSION_EVENTS = new Set(['connected', 'disconnected', 'ended', 'lagged'])
 
 class Server extends EventEmitter {
   #native
+  #scheme
   #closing = null
   #pumping = false
 
   /** @internal Use `Server.start()`. */
-  constructor (handle) {
+  constructor (handle, scheme = 'ws') {
     super()
     this.#native = handle
+    this.#scheme = scheme
     // Session events are subscribed to when the first listener is added
     // (before that the relay builds none).
     this.on('newListener', (event) => {
@@ -86,7 +90,10 @@ class Server extends EventEmitter {
    * (`{ server: { listen: '127.0.0.1:9000' }, auth: { tokens: { … } } }`);
    * `server.listen` defaults to a free port on 127.0.0.1.
    * `options.auth(credentials)` decides who connects: return a user name,
-   * `{ user, expiresInMs }`, `true` (anonymous) or null/false to refuse.
+   * `{ user, expiresInMs, roles }`, `true` (anonymous) or null/false to
+   * refuse. `roles` name `[auth.roles]` entries (without them the
+   * connection gets `auth.default_roles`). With `tls.cert_file` and
+   * `tls.key_file` the relay serves `wss://` (see `url`).
    * `options.rpc` maps method names to `async (data, { session, user })`
    * handlers; throw a `ZerorelayError` with a protocol code to refuse.
    */
@@ -122,7 +129,10 @@ class Server extends EventEmitter {
     } catch (e) {
       throw fromNative(e)
     }
-    return new Server(handle)
+    // The relay serves wss:// when `[tls]` names a certificate (the
+    // configuration refuses a cert_file without a key_file).
+    const tls = config.tls !== null && typeof config.tls === 'object' && Boolean(config.tls.cert_file)
+    return new Server(handle, tls ? 'wss' : 'ws')
   }
 
   async #pump () {
@@ -152,8 +162,8 @@ class Server extends EventEmitter {
   /** The bound address, `host:port`. */
   get address () { return this.#native.address }
 
-  /** The WebSocket URL clients connect to. */
-  get url () { return `ws://${this.#native.address}/ws` }
+  /** The WebSocket URL clients connect to: `wss://` when the relay serves TLS. */
+  get url () { return `${this.#scheme}://${this.#native.address}/ws` }
 
   /** Publishes to a group's members; returns the number of sessions reached. */
   publish (group, data) { return call(() => this.#native.publish(group, dataJson(data))) }

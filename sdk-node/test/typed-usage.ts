@@ -50,6 +50,17 @@ async function main (): Promise<void> {
   await connect(server.url, { tokn: 'x' })
   // @ts-expect-error whenFull has two values
   await connect(server.url, { offlineQueue: { whenFull: 'block' } })
+
+  // Identity and permissions from the configuration, and wss://.
+  const secured = await Server.start({
+    auth: { jwt: { secret: 's3cret', leeway_s: 5 }, refresh_ahead_ms: 30_000, roles: { member: { allow: ['join:room-*'] } } },
+    tls: { cert_file: 'cert.pem', key_file: 'key.pem' },
+  }, {
+    auth: ({ token }) => (token === 'm' ? { user: 'alice', roles: ['member'] } : null),
+  })
+  await connect(secured.url, { caFile: 'ca.pem', tokenProvider: async () => ({ token: 'm' }) })
+  // @ts-expect-error roles is a list of role names
+  await Server.start({}, { auth: () => ({ user: 'a', roles: 'member' }) })
 }
 
 void main()

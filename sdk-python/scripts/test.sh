@@ -29,7 +29,7 @@ fi
 # The tools, pinned to major versions; a no-op when already installed.
 "$py" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.9,<2" "pytest>=8,<10" "pytest-asyncio>=0.24,<2" \
-    "mypy>=1.10,<2" "ruff>=0.6,<1" "websockets>=13,<18"
+    "mypy>=1.10,<2" "ruff>=0.6,<1" "websockets>=13,<18" "trustme>=1.1,<2"
 
 echo "== building and installing ./sdk-python (dev profile)"
 # No build isolation: maturin is in the venv already, so nothing is fetched

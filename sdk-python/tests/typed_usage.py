@@ -64,6 +64,8 @@ async def chat(url: str) -> list[Any]:
 
 async def host() -> None:
     def auth(c: zerorelay.Credentials) -> Optional[zerorelay.Answer]:
+        if c.token == "member":
+            return zerorelay.Answer(user="alice", expires_in=60.0, roles=["member"])
         return zerorelay.Answer(user=c.token, expires_in=60.0) if c.token else None
 
     def add(ctx: zerorelay.RpcContext, arg: Any) -> int:

@@ -33,7 +33,8 @@ TokenResult = Union[str, tuple[str, Optional[float]]]
 """A token, or a token and how many seconds it stays valid (``None``: no expiry)."""
 
 TokenProvider = Callable[[], Union[TokenResult, Awaitable[TokenResult]]]
-"""Asked for a fresh token before every connection attempt and before expiry."""
+"""Asked for a fresh token before every connection attempt, before the
+expiry it gave, and when the relay sends ``refresh_required``."""
 
 EventCallback = Callable[[Event], Optional[Awaitable[None]]]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -137,11 +138,15 @@ class Credentials:
 @dataclass(frozen=True)
 class Answer:
     """An auth callback's acceptance: the user the connection acts as
-    (``None``: anonymous) and, optionally, how long (seconds) the
-    credentials stay valid."""
+    (``None``: anonymous), optionally how long (seconds) the credentials
+    stay valid (the relay sends ``refresh_required`` ahead of expiry and
+    closes the connection at it unless the client refreshes), and
+    optionally the roles, names under ``auth.roles`` in the configuration,
+    that decide what the connection may do (``None``: ``auth.default_roles``)."""
 
     user: Optional[str] = None
     expires_in: Optional[float] = None
+    roles: Optional[Sequence[str]] = None
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,9 @@ def connect(
     - `token` / `user`: sent in ``hello`` (`user` is honoured by servers in
       development mode only); `token_provider` (sync or async, returning a
       token or ``(token, valid_seconds)``) is asked before every connection
-      attempt and before expiry.
+      attempt, before the expiry it gave, and when the relay asks for fresh
+      credentials (``refresh_required``, ahead of the token's expiry).
+    - `ca_file`: a PEM file of extra CA certificates trusted for ``wss://``.
     - `reconnect`: ``True``/``False`` or the engine's reconnect options
       (``{"base_ms": 250, "cap_ms": 30000, "max_attempts": None}``).
     - `offline_queue`: how many requests may wait while disconnected, or

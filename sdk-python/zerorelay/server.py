@@ -22,7 +22,9 @@ _S = TypeVar("_S", bound="Server")
 AuthResult = Union[None, bool, str, Answer, Mapping[str, Any]]
 """What an auth callback returns: ``None``/``False`` refuses (the client gets
 `Unauthorized`); ``True`` accepts anonymously; a user name, an `Answer` or a
-mapping ``{"user": ..., "expires_in_ms": ...}`` accepts as that user."""
+mapping ``{"user": ..., "expires_in_ms": ..., "roles": [...]}`` accepts as
+that user. Roles name ``auth.roles`` entries of the configuration; without
+them the connection gets ``auth.default_roles``."""
 
 AuthCallback = Callable[[Credentials], Union[AuthResult, Awaitable[AuthResult]]]
 """Decides who a connection is; sync or async."""
@@ -45,6 +47,10 @@ def _answer_json(r: AuthResult) -> Optional[str]:
         a: dict[str, Any] = {"user": r.user}
         if r.expires_in is not None:
             a["expires_in_ms"] = max(1, round(r.expires_in * 1000))
+        if r.roles is not None:
+            if isinstance(r.roles, str):
+                raise TypeError("Answer.roles is a list of role names, not a string")
+            a["roles"] = list(r.roles)
         return dumps(a)
     if isinstance(r, Mapping):
         return dumps(dict(r))
@@ -82,8 +88,10 @@ class Server:
     `config` has the sections and keys of the TOML configuration file
     (``{"server": {"listen": "127.0.0.1:0"}, "auth": {"tokens": {...}}}``);
     unknown keys are refused. ``server.listen`` defaults to ``127.0.0.1:0``
-    (a free port; see `address` and `url`). `auth` replaces the configured
-    authentication with a Python callback; `rpc` registers methods clients
+    (a free port; see `address` and `url`). With ``tls.cert_file`` and
+    ``tls.key_file`` the relay serves ``wss://``. `auth` replaces the
+    configured authentication with a Python callback (its answer may carry
+    roles, checked against ``auth.roles``); `rpc` registers methods clients
     call with `Client.rpc`. Callbacks run in worker threads; async ones run
     on the event loop that started the server (or, if none, on a fresh loop
     in the worker thread).
@@ -107,6 +115,10 @@ class Server:
             raise InvalidArgument("config: `server` must be a mapping")
         server.setdefault("listen", "127.0.0.1:0")
         self._config_json = dumps(cfg)
+        # The relay serves wss:// when `[tls]` names a certificate (the
+        # configuration refuses a cert_file without a key_file).
+        tls = cfg.get("tls")
+        self._scheme = "wss" if isinstance(tls, dict) and tls.get("cert_file") else "ws"
         self._auth = auth
         self._rpc = dict(rpc or {})
         self._native: Optional[_native.Server] = None
@@ -159,8 +171,9 @@ class Server:
 
     @property
     def url(self) -> str:
-        """The WebSocket URL clients connect to: ``ws://host:port/ws``."""
-        return f"ws://{self.address}/ws"
+        """The WebSocket URL clients connect to: ``ws://host:port/ws``, or
+        ``wss://`` when the relay serves TLS."""
+        return f"{self._scheme}://{self.address}/ws"
 
     # --- from the host ----------------------------------------------------
 
