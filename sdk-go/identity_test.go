@@ -32,7 +32,7 @@ func hs256(t *testing.T, secret string, claims map[string]any) string {
 }
 
 func TestATokenProviderKeepsOneSessionAliveAcrossExpiringJWTs(t *testing.T) {
-	s := startServer(t, map[string]any{"auth": map[string]any{"jwt": map[string]any{"secret": jwtSecret}}})
+	s := startServer(t, map[string]any{"auth": map[string]any{"jwt": map[string]any{"secret": jwtSecret, "leeway_s": 0}}})
 	var mu sync.Mutex
 	var expiries []int64
 	// A plain token: no validity is given (0), so only the relay's

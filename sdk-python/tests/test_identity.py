@@ -53,7 +53,7 @@ async def test_a_token_provider_keeps_one_session_alive_across_expiring_jwts() -
         "reconnecting": trouble.append,
         "error": trouble.append,
     }
-    async with zerorelay.Server({"auth": {"jwt": {"secret": SECRET}}}) as s:
+    async with zerorelay.Server({"auth": {"jwt": {"secret": SECRET, "leeway_s": 0}}}) as s:
         async with zerorelay.connect(s.url, token_provider=provider, on=on) as c:
             session = c.session
             assert session is not None

@@ -417,7 +417,9 @@ async fn frame_of(c: &mut Client, kind: &str, within: Duration) -> Value {
 
 #[tokio::test]
 async fn a_connection_lives_across_three_expiries_by_answering_refresh_required() {
-    let s = start(jwt_config()).await;
+    let mut cfg = jwt_config();
+    cfg.auth.jwt.leeway_s = 0;
+    let s = start(cfg).await;
     let mut c = welcomed(&s, &hs256(claims("alice", 2))).await;
     let session = c.session.clone();
     for i in 0..3 {
@@ -447,7 +449,9 @@ async fn the_client_engine_refreshes_from_its_provider_when_the_server_asks() {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
     use zerorelay::client::{Client as Engine, ClientOptions, Event};
-    let s = start(jwt_config()).await;
+    let mut cfg = jwt_config();
+    cfg.auth.jwt.leeway_s = 0;
+    let s = start(cfg).await;
     let asked = Arc::new(AtomicU32::new(0));
     let a = asked.clone();
     // The provider does not say how long its tokens last: the server's
@@ -529,4 +533,32 @@ async fn bad_auth_configuration_is_refused_naming_the_key() {
     let mut c = config();
     c.auth.jwt.jwks_url = Some("http://127.0.0.1:9/jwks".into());
     c.validate().unwrap();
+}
+
+#[tokio::test]
+async fn a_fractional_exp_expires_and_a_token_inside_the_leeway_lives_until_it_ends() {
+    let mut cfg = jwt_config();
+    cfg.auth.jwt.leeway_s = 2;
+    let s = start(cfg).await;
+    // exp 1.5 s from now, written as a float, as Python's time.time() + 1.5 is.
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.5;
+    let mut c = welcomed(&s, &hs256(json!({"sub":"alice","exp":exp}))).await;
+    let notice = frame_of(&mut c, "refresh_required", Duration::from_secs(5)).await;
+    assert!(notice["expires_in_ms"].as_u64().unwrap() >= 500, "{notice}");
+    assert_eq!(c.closed().await.0, 4003);
+    // Expired a moment ago but inside the 2 s leeway: accepted, and told
+    // to refresh rather than closed at once (its client would reconnect
+    // with the same token, over and over); a refresh keeps it.
+    let mut late = welcomed(&s, &hs256(claims("bob", -1))).await;
+    let notice = frame_of(&mut late, "refresh_required", Duration::from_secs(2)).await;
+    assert!(notice["expires_in_ms"].as_u64().unwrap() > 0, "{notice}");
+    late.send(json!({"type":"refresh","id":1,"token":hs256(claims("bob", 60))}))
+        .await;
+    assert_eq!(frame_of(&mut late, "ok", Duration::from_secs(2)).await["id"], 1);
+    late.silent(1_500).await;
+    s.stop().await;
 }

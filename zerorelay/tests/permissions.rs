@@ -344,7 +344,9 @@ async fn an_async_authorizer_decides_after_the_roles_and_a_slow_one_fails_only_i
             let verdict = match action {
                 Action::Join { group: "room-slow" } => None,
                 Action::Join { group: "room-vip" } => Some(no("vip only")),
-                Action::Publish { group: "room-quiet" } => Some(no("quiet please")),
+                Action::Publish {
+                    group: "room-quiet",
+                } => Some(no("quiet please")),
                 Action::Send { .. } if who.user.as_deref() == Some("alice") => {
                     Some(no("alice may not send today"))
                 }
@@ -372,24 +374,56 @@ async fn an_async_authorizer_decides_after_the_roles_and_a_slow_one_fails_only_i
     let mut alice = as_user(&s, json!({"sub":"alice"})).await;
     let mut bob = as_user(&s, json!({"sub":"bob"})).await;
     bob.ok(json!({"type":"join","id":1,"group":"room-1"})).await;
-    alice.ok(json!({"type":"join","id":1,"group":"room-1"})).await;
-    forbidden(&mut alice, json!({"type":"join","id":2,"group":"room-vip"}), "vip only").await;
-    forbidden(&mut alice, json!({"type":"publish","id":3,"group":"room-quiet","data":1}), "quiet").await;
-    forbidden(&mut alice, json!({"type":"send","id":4,"to":"bob","data":1}), "may not send").await;
-    forbidden(&mut alice, json!({"type":"rpc","id":5,"method":"time"}), "no time").await;
+    alice
+        .ok(json!({"type":"join","id":1,"group":"room-1"}))
+        .await;
+    forbidden(
+        &mut alice,
+        json!({"type":"join","id":2,"group":"room-vip"}),
+        "vip only",
+    )
+    .await;
+    forbidden(
+        &mut alice,
+        json!({"type":"publish","id":3,"group":"room-quiet","data":1}),
+        "quiet",
+    )
+    .await;
+    forbidden(
+        &mut alice,
+        json!({"type":"send","id":4,"to":"bob","data":1}),
+        "may not send",
+    )
+    .await;
+    forbidden(
+        &mut alice,
+        json!({"type":"rpc","id":5,"method":"time"}),
+        "no time",
+    )
+    .await;
     let before = calls.load(Ordering::SeqCst);
     // What the roles refuse never reaches the authorizer.
-    forbidden(&mut alice, json!({"type":"join","id":6,"group":"lobby"}), "join lobby").await;
+    forbidden(
+        &mut alice,
+        json!({"type":"join","id":6,"group":"lobby"}),
+        "join lobby",
+    )
+    .await;
     assert_eq!(calls.load(Ordering::SeqCst), before);
-    let e = alice.request(json!({"type":"join","id":7,"group":"room-slow"})).await;
+    let e = alice
+        .request(json!({"type":"join","id":7,"group":"room-slow"}))
+        .await;
     assert_eq!(e["code"], "internal", "{e}");
     // The connection goes on, in order, and so does everyone else.
-    alice.send(json!({"type":"publish","id":8,"group":"room-1","data":"after"})).await;
+    alice
+        .send(json!({"type":"publish","id":8,"group":"room-1","data":"after"}))
+        .await;
     alice.send(json!({"type":"ping","id":9})).await;
     assert_eq!(alice.recv().await["id"], 8);
     assert_eq!(alice.recv().await["type"], "pong");
     assert_eq!(bob.message().await["data"], "after");
-    bob.ok(json!({"type":"send","id":2,"to":"alice","data":"hi"})).await;
+    bob.ok(json!({"type":"send","id":2,"to":"alice","data":"hi"}))
+        .await;
     assert_eq!(alice.message().await["data"], "hi");
     s.stop().await;
 }

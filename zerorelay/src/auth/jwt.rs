@@ -313,10 +313,17 @@ impl Jwt {
         })?;
         let roles = strings(&claims, &c.roles_claim)?.unwrap_or_default();
         let groups = strings(&claims, &c.groups_claim)?;
+        // The token was accepted up to `leeway_s` past its `exp`, so the
+        // connection lives as long: expiring it earlier would close a
+        // connection that was just let in (and its client would reconnect
+        // with the same token, over and over). `exp` may be fractional.
         let expires_at = claims
             .get("exp")
-            .and_then(Value::as_u64)
-            .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| {
+                UNIX_EPOCH + Duration::from_secs_f64(s.min(1e12)) + Duration::from_secs(c.leeway_s)
+            });
         Ok(Identity {
             user: Some(user),
             expires_at,

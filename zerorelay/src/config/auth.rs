@@ -22,7 +22,8 @@ pub struct AuthConfig {
     /// not allowed is refused with `forbidden`.
     pub roles: BTreeMap<String, RoleConfig>,
     /// How long before an identity expires the server sends
-    /// `refresh_required` (or 10% of the token's lifetime, if shorter).
+    /// `refresh_required` (or 10% of the token's lifetime, if shorter, but
+    /// at least one second; 0: never).
     pub refresh_ahead_ms: u64,
     /// `[auth.jwt]`: JSON Web Tokens checked offline.
     pub jwt: JwtConfig,

@@ -72,6 +72,16 @@ impl End {
     }
 }
 
+/// How long before the expiry of credentials valid for `lifetime` the
+/// `refresh_required` notice goes out: `auth.refresh_ahead_ms` (`configured`),
+/// or 10% of the lifetime if that is shorter, but not less than one second
+/// (or half the lifetime, for shorter ones), so that a short-lived token
+/// leaves its client time to fetch the next. 0 configured: no notice.
+pub(crate) fn notice_ahead(configured: Duration, lifetime: Duration) -> Duration {
+    let floor = Duration::from_secs(1).min(lifetime / 2);
+    configured.min((lifetime / 10).max(floor))
+}
+
 /// Runs a connection to its end.
 ///
 /// The greeting and the close run in boxed futures of their own, so that
@@ -318,15 +328,14 @@ where
     }
 
     /// How long until `refresh_required` is due for credentials expiring
-    /// at `at`: `auth.refresh_ahead_ms` before it, or 10% of their lifetime
-    /// if that is shorter.
+    /// at `at` (see [`notice_ahead`]).
     fn notice_in(&self, at: SystemTime) -> Duration {
-        let now = SystemTime::now();
-        let left = at.duration_since(now).unwrap_or_default();
+        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
         let lifetime = at.duration_since(self.identity_since).unwrap_or_default();
-        let ahead =
-            Duration::from_millis(self.shared.config.auth.refresh_ahead_ms).min(lifetime / 10);
-        left.saturating_sub(ahead)
+        left.saturating_sub(notice_ahead(
+            Duration::from_millis(self.shared.config.auth.refresh_ahead_ms),
+            lifetime,
+        ))
     }
 
     fn on_heartbeat(&mut self, hb: Duration) -> Result<(), End> {
@@ -483,5 +492,22 @@ impl ReadWaker {
                 return polled;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notice_ahead;
+    use std::time::Duration;
+
+    #[test]
+    fn the_refresh_notice_leaves_short_tokens_time_and_long_ones_the_configured_margin() {
+        let s = Duration::from_secs;
+        let minute = s(60);
+        assert_eq!(notice_ahead(minute, s(3_600)), minute);
+        assert_eq!(notice_ahead(minute, s(300)), s(30));
+        assert_eq!(notice_ahead(minute, s(5)), s(1));
+        assert_eq!(notice_ahead(minute, s(1)), Duration::from_millis(500));
+        assert_eq!(notice_ahead(Duration::ZERO, s(3_600)), Duration::ZERO);
     }
 }
