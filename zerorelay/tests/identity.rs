@@ -558,7 +558,10 @@ async fn a_fractional_exp_expires_and_a_token_inside_the_leeway_lives_until_it_e
     assert!(notice["expires_in_ms"].as_u64().unwrap() > 0, "{notice}");
     late.send(json!({"type":"refresh","id":1,"token":hs256(claims("bob", 60))}))
         .await;
-    assert_eq!(frame_of(&mut late, "ok", Duration::from_secs(2)).await["id"], 1);
+    assert_eq!(
+        frame_of(&mut late, "ok", Duration::from_secs(2)).await["id"],
+        1
+    );
     late.silent(1_500).await;
     s.stop().await;
 }

@@ -25,6 +25,7 @@ use crate::protocol::Target;
 
 pub mod callback;
 mod chain;
+pub mod hooks;
 pub mod http;
 pub mod jwt;
 pub mod rbac;
