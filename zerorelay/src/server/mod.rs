@@ -382,6 +382,10 @@ impl Relay {
     /// any path of its own HTTP server). The future resolves when the
     /// connection ends; it does not borrow the relay, and it keeps only the
     /// connection's steady state (not the stream it was given) while idle.
+    /// The host did the upgrade, so the relay sees neither its
+    /// `Authorization` header nor its URL, nor checks its `Origin` against
+    /// `server.allowed_origins`: the token comes from `hello.token`, and the
+    /// host checks the origin.
     pub fn accept_websocket<S>(
         &self,
         ws: WebSocketStream<S>,
