@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,15 +81,29 @@ fn handle_tcp(
             tracing::debug!(%peer, limit = shared.config.server.max_handshaking_per_ip, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
             return;
         };
-        match upgrade.await {
-            Some((Either::Left(ws), from)) => {
-                run(shared, ws, Some(peer), from, guard, slot, handshaking).await
+        // The upgraded stream is matched inside a block that ends before
+        // the connection runs: a moved-from local still holds its place in
+        // a future's state until its scope ends, and a TLS stream is large.
+        let conn: Either<_, Pin<Box<dyn Future<Output = ()> + Send>>> = {
+            let Some((ws, from)) = upgrade.await else {
+                return;
+            };
+            match ws {
+                Either::Left(ws) => {
+                    Either::Left(run(shared, ws, Some(peer), from, guard, slot, handshaking))
+                }
+                Either::Right(ws) => Either::Right(Box::pin(run(
+                    shared,
+                    ws,
+                    Some(peer),
+                    from,
+                    guard,
+                    slot,
+                    handshaking,
+                ))),
             }
-            Some((Either::Right(ws), from)) => {
-                run(shared, ws, Some(peer), from, guard, slot, handshaking).await
-            }
-            None => {}
-        }
+        };
+        conn.await
     }
 }
 
