@@ -157,11 +157,66 @@ export type AuthAnswer = string | AuthAllow | boolean | null | undefined
 
 export interface RpcContext { session: string; user: string | null }
 
+/** What an `authorize` function is asked about. */
+export interface AuthorizeRequest {
+  action: 'join' | 'publish' | 'send' | 'broadcast' | 'rpc'
+  /** The group (join, publish), the recipient `user:<name>` or `session:<id>` (send), the method (rpc); null for broadcast. */
+  resource: string | null
+  /** The connection's user (null: anonymous). */
+  user: string | null
+  /** The roles its credentials named (empty when `auth.default_roles` apply). */
+  roles: string[]
+  /** Its token's claims (a JWT's payload); null when the credentials carry none. */
+  claims: Json
+}
+
+/**
+ * An `authorize` answer: true or nothing allows; false refuses with
+ * `forbidden`; a string refuses with that message; `{ allow, message }` says
+ * both. Anything else fails the request with `internal`.
+ */
+export type AuthorizeAnswer = boolean | string | { allow: boolean; message?: string | null } | null | undefined | void
+
+/** Who published the payload a `validate` function is shown. */
+export interface ValidateContext {
+  /** The group it was published to (one matching the pattern). */
+  group: string
+  user: string | null
+  session: string
+  /** The sender's token claims; null when its credentials carry none. */
+  claims: Json
+}
+
+/**
+ * A `validate` verdict: true or nothing accepts; false rejects with
+ * `bad_request`; a string rejects with `bad_request` and that message;
+ * `{ reject: { code, message } }` rejects with a protocol code (default
+ * `bad_request`); `{ rewrite: data }` routes `data` instead (not null).
+ * Anything else fails the publish with `internal`.
+ */
+export type ValidateVerdict =
+  | boolean | string | null | undefined | void
+  | { reject: { code?: ProtocolCode; message: string } }
+  | { rewrite: unknown }
+
 export interface ServerOptions {
   /** Decides who connects: a user name, `{ user, expiresInMs, roles }`, true (anonymous), or null/false to refuse. */
   auth?: (credentials: Credentials) => AuthAnswer | Promise<AuthAnswer>
   /** RPC methods; throw a ZerorelayError with a protocol code to refuse. */
   rpc?: Record<string, (data: any, context: RpcContext) => unknown>
+  /**
+   * Asked about every join, publish, send, broadcast and rpc that the roles
+   * allowed, within `limits.authorize_timeout_ms` (default 1000). A throw,
+   * another answer or no answer in time fails that request with `internal`.
+   */
+  authorize?: (request: AuthorizeRequest) => AuthorizeAnswer | Promise<AuthorizeAnswer>
+  /**
+   * Group pattern (`chat-*`) → a function run on every client publish to a
+   * matching group, in this order, within `limits.validate_timeout_ms`
+   * (default 1000). A throw, another answer or no answer in time fails that
+   * publish with `internal`.
+   */
+  validate?: Record<string, (data: any, context: ValidateContext) => ValidateVerdict | Promise<ValidateVerdict>>
   logger?: Logger | null
   logLevel?: string
 }

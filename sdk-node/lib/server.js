@@ -1,7 +1,8 @@
 'use strict'
 // The embedded relay: start it from a configuration (the sections and keys
 // of the TOML file), publish and send from JavaScript, decide who connects
-// with an auth callback, and close it gracefully.
+// with an auth callback and what they may do with the authorize and validate
+// hooks, and close it gracefully.
 const { EventEmitter } = require('node:events')
 const native = require('./native')
 const { ZerorelayError, PROTOCOL_CODES, fromNative } = require('./errors')
@@ -51,6 +52,84 @@ function rpcCallback (handlers) {
   }
 }
 
+/** A user's hook failed: the Promise the relay waits on rejects with why (the relay logs it and fails that request with `internal`). */
+function hookFailed (what, e) {
+  return new Error(`${what} threw: ${e && e.stack ? e.stack : String(e)}`)
+}
+
+function describe (value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return `an object with keys ${JSON.stringify(Object.keys(value))}`
+  return `a ${typeof value}`
+}
+
+/**
+ * The authorize answer as the relay reads it: nothing or true allows,
+ * false or a message refuses, `{ allow, message }` is taken as it is.
+ */
+function authorizeAnswer (answer) {
+  if (answer === undefined || answer === null || answer === true) return '{"allow":true}'
+  if (answer === false) return '{"allow":false}'
+  if (typeof answer === 'string') return JSON.stringify({ allow: false, message: answer })
+  if (typeof answer === 'object' && !Array.isArray(answer) && typeof answer.allow === 'boolean' &&
+      Object.keys(answer).every((k) => k === 'allow' || k === 'message') &&
+      (answer.message === undefined || answer.message === null || typeof answer.message === 'string')) {
+    return JSON.stringify({ allow: answer.allow, message: answer.message ?? undefined })
+  }
+  throw new Error(`authorize returned ${describe(answer)}; return true or nothing to allow, false or a message to refuse, or { allow, message }`)
+}
+
+/** Wraps a user's authorize function: the relay's JSON call in, its JSON answer out. */
+function authorizeCallback (authorize) {
+  return async (callJson) => {
+    const { action, resource, user, roles, claims } = JSON.parse(callJson)
+    let answer
+    try {
+      answer = await authorize({ action, resource: resource ?? null, user: user ?? null, roles, claims: claims ?? null })
+    } catch (e) {
+      throw hookFailed('authorize', e)
+    }
+    return authorizeAnswer(answer)
+  }
+}
+
+/**
+ * The validate verdict as the relay reads it: nothing or true accepts,
+ * false or a message rejects with `bad_request`, `{ reject: { code, message } }`
+ * rejects with that code, `{ rewrite: data }` routes `data` instead.
+ */
+function verdict (answer) {
+  if (answer === undefined || answer === null || answer === true) return '{"accept":true}'
+  if (answer === false) return '{"accept":false}'
+  if (typeof answer === 'string') return JSON.stringify({ reject: { code: 'bad_request', message: answer } })
+  const keys = typeof answer === 'object' && !Array.isArray(answer) ? Object.keys(answer) : []
+  if (keys.length === 1 && keys[0] === 'rewrite') {
+    // The relay reads a null rewrite as no rewrite at all.
+    if (answer.rewrite === undefined || answer.rewrite === null) throw new Error('validate returned { rewrite: null }; a payload cannot be rewritten to null')
+    return `{"rewrite":${dataJson(answer.rewrite, 'the rewritten payload')}}`
+  }
+  const r = keys.length === 1 && keys[0] === 'reject' ? answer.reject : undefined
+  if (r !== null && typeof r === 'object' && typeof r.message === 'string' && (r.code === undefined || typeof r.code === 'string')) {
+    return JSON.stringify({ reject: { code: r.code ?? 'bad_request', message: r.message } })
+  }
+  throw new Error(`validate returned ${describe(answer)}; return true or nothing to accept, false or a message to reject, { reject: { code, message } } or { rewrite: data }`)
+}
+
+/** Wraps a user's validate function for `pattern`: the relay's JSON call in, its JSON verdict out. */
+function validateCallback (pattern, validate) {
+  return async (callJson) => {
+    const { group, data, user, session, claims } = JSON.parse(callJson)
+    let answer
+    try {
+      answer = await validate(data, { group, user: user ?? null, session, claims: claims ?? null })
+    } catch (e) {
+      throw hookFailed(`validate ${pattern}`, e)
+    }
+    return verdict(answer)
+  }
+}
+
 function call (fn) {
   try {
     return fn()
@@ -96,20 +175,35 @@ class Server extends EventEmitter {
    * `tls.key_file` the relay serves `wss://` (see `url`).
    * `options.rpc` maps method names to `async (data, { session, user })`
    * handlers; throw a `ZerorelayError` with a protocol code to refuse.
+   * `options.authorize({ action, resource, user, roles, claims })` is asked
+   * about every join, publish, send, broadcast and rpc the roles allowed:
+   * return true or nothing to allow, false or a message to refuse
+   * (`forbidden`), or `{ allow, message }`. `options.validate` maps group
+   * patterns (`chat-*`) to `async (data, { group, user, session, claims })`
+   * functions run on every client publish to a matching group: return true
+   * or nothing to accept, false or a message to reject (`bad_request`),
+   * `{ reject: { code, message } }`, or `{ rewrite: data }` to route `data`
+   * instead. A hook that throws, answers something else, or takes longer
+   * than `limits.authorize_timeout_ms` / `limits.validate_timeout_ms`
+   * (1000 by default) fails that request with `internal`.
    */
   static async start (config = {}, options = {}) {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new ZerorelayError('invalid_argument', 'config must be an object')
     }
-    const { auth, rpc = {}, logger, logLevel, ...rest } = options || {}
+    const { auth, rpc = {}, authorize, validate = {}, logger, logLevel, ...rest } = options || {}
     const unknown = Object.keys(rest)
-    if (unknown.length > 0) throw new ZerorelayError('invalid_argument', `unknown option ${unknown[0]} (known: auth, rpc, logger, logLevel)`)
+    if (unknown.length > 0) throw new ZerorelayError('invalid_argument', `unknown option ${unknown[0]} (known: auth, rpc, authorize, validate, logger, logLevel)`)
     if (auth !== undefined && typeof auth !== 'function') throw new ZerorelayError('invalid_argument', 'option auth must be a function')
-    if (rpc === null || typeof rpc !== 'object') throw new ZerorelayError('invalid_argument', 'option rpc must be an object of method names to functions')
-    for (const [m, f] of Object.entries(rpc)) {
-      if (typeof f !== 'function') throw new ZerorelayError('invalid_argument', `option rpc.${m} must be a function`)
+    if (authorize !== undefined && typeof authorize !== 'function') throw new ZerorelayError('invalid_argument', 'option authorize must be a function')
+    for (const [name, option, keys] of [['rpc', rpc, 'method names'], ['validate', validate, 'group patterns']]) {
+      if (option === null || typeof option !== 'object') throw new ZerorelayError('invalid_argument', `option ${name} must be an object of ${keys} to functions`)
+      for (const [k, f] of Object.entries(option)) {
+        if (typeof f !== 'function') throw new ZerorelayError('invalid_argument', `option ${name}.${k} must be a function`)
+      }
     }
     const methods = Object.keys(rpc)
+    const patterns = Object.keys(validate)
     if (logger !== undefined) logging.setLogger(logger, logLevel)
     let handle
     try {
@@ -125,6 +219,9 @@ class Server extends EventEmitter {
         auth ? authCallback(auth) : undefined,
         methods,
         methods.length > 0 ? rpcCallback({ ...rpc }) : undefined,
+        authorize ? authorizeCallback(authorize) : undefined,
+        patterns,
+        patterns.map((p) => validateCallback(p, validate[p])),
       )
     } catch (e) {
       throw fromNative(e)

@@ -109,9 +109,12 @@ export declare function initLogging(filter: string, sink: (recordJson: string) =
  * Starts a relay from a configuration (JSON with the sections and keys of
  * the TOML file; `server.listen` with port 0 picks a free port).
  * `rpcMethods` are the RPC methods `rpc` answers (one JavaScript function
- * dispatches them all).
+ * dispatches them all). `authorize` is the relay's authorizer and
+ * `validators[i]` the validation hook for groups matching
+ * `validatePatterns[i]`, in that order (see `zerorelay::auth::hooks` for
+ * the JSON they are shown and answer).
  */
-export declare function startServer(configJson: string, auth: ((credentialsJson: string) => Promise<string>) | undefined | null, rpcMethods: string[], rpc: ((callJson: string) => Promise<string>) | undefined | null): Promise<NativeServer>
+export declare function startServer(configJson: string, auth: ((credentialsJson: string) => Promise<string>) | undefined | null, rpcMethods: string[], rpc: ((callJson: string) => Promise<string>) | undefined | null, authorize: ((callJson: string) => Promise<string>) | undefined | null, validatePatterns: string[], validators: Array<(callJson: string) => Promise<string>>): Promise<NativeServer>
 
 /** The addon's version (the crate's), to catch a stale build. */
 export declare function version(): string

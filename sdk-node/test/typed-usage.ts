@@ -61,6 +61,32 @@ async function main (): Promise<void> {
   await connect(secured.url, { caFile: 'ca.pem', tokenProvider: async () => ({ token: 'm' }) })
   // @ts-expect-error roles is a list of role names
   await Server.start({}, { auth: () => ({ user: 'a', roles: 'member' }) })
+
+  // Host hooks: authorize what the roles allowed; validate, reject or
+  // rewrite what is published to matching groups.
+  const hooked = await Server.start({ limits: { authorize_timeout_ms: 500, validate_timeout_ms: 200 } }, {
+    authorize: async ({ action, resource, user, roles }) => {
+      if (action === 'join' && resource === 'room-secret') return `${user ?? 'anonymous'} may not join`
+      if (roles.includes('banned')) return false
+      if (action === 'rpc') return { allow: user !== null, message: 'sign in first' }
+    },
+    validate: {
+      'chat-*': (data: Chat, { group, user, session }) => {
+        if (data.text.length > 500) return 'too long'
+        if (group === 'chat-ro') return { reject: { code: 'forbidden', message: `${user ?? session} may not write here` } }
+        if (data.text.includes('<')) return { rewrite: { text: data.text.replace(/<[^>]*>/g, '') } }
+        return true
+      },
+      'audit-*': async () => {},
+    },
+  })
+  await hooked.close()
+  // @ts-expect-error a rejection's code is a protocol code
+  await Server.start({}, { validate: { 'chat-*': () => ({ reject: { code: 'nope', message: 'x' } }) } })
+  // @ts-expect-error a new payload goes in { rewrite }
+  await Server.start({}, { validate: { 'chat-*': () => ({ text: 'replaced' }) } })
+  // @ts-expect-error an authorize answer is a boolean, a message or { allow, message }
+  await Server.start({}, { authorize: () => 1 })
 }
 
 void main()

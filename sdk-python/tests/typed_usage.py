@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import zerorelay
 import zerorelay.sync
+from zerorelay.server import ValidateResult
 
 
 async def chat(url: str) -> list[Any]:
@@ -88,6 +89,29 @@ async def host() -> None:
         dropped: bool = server.drop_connection("s_x")
         print(dropped, server.disconnect("s_x"))
         print(await chat(url))
+
+
+async def hooked() -> None:
+    async def authorize(req: zerorelay.AuthorizeRequest) -> Optional[str]:
+        if req.action == "join" and req.resource == "room-secret":
+            return f"{req.user} may not join"
+        return None
+
+    def chat(ctx: zerorelay.ValidateContext, data: Any) -> ValidateResult:
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            return "a chat message needs text"
+        if ctx.group == "chat-ro":
+            return {"reject": {"code": "forbidden", "message": f"{ctx.session} may not write"}}
+        if "<" in data["text"]:
+            return {"rewrite": {"text": data["text"].replace("<", "")}}
+        return True
+
+    async with zerorelay.Server(
+        {"limits": {"authorize_timeout_ms": 500, "validate_timeout_ms": 200}},
+        authorize=authorize,
+        validate={"chat-*": chat, "audit-*": lambda ctx, data: None},
+    ) as server:
+        print(server.url)
 
 
 def script(url: str) -> None:

@@ -26,6 +26,7 @@ from ._common import VERSION as __version__
 from ._common import refresh_log_levels
 from ._types import (
     Answer,
+    AuthorizeRequest,
     Credentials,
     Event,
     GroupInfo,
@@ -34,6 +35,7 @@ from ._types import (
     ServerEvent,
     SessionInfo,
     Stats,
+    ValidateContext,
 )
 from .client import Client, connect
 from .errors import (
@@ -64,6 +66,7 @@ logging.getLogger("zerorelay").addHandler(logging.NullHandler())
 __all__ = [
     "ERRORS_BY_CODE",
     "Answer",
+    "AuthorizeRequest",
     "BadFrame",
     "BadRequest",
     "Cancelled",
@@ -91,6 +94,7 @@ __all__ = [
     "Unauthorized",
     "Undecodable",
     "Unsupported",
+    "ValidateContext",
     "ZerorelayError",
     "__version__",
     "connect",

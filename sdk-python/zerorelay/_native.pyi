@@ -44,6 +44,8 @@ class Server:
         config_json: str,
         auth: Optional[Callable[[str], Optional[str]]] = None,
         rpc: Optional[dict[str, Callable[[str, Optional[str], str], str]]] = None,
+        authorize: Optional[Callable[[str], str]] = None,
+        validate: Optional[dict[str, Callable[[str], str]]] = None,
     ) -> Server: ...
     @property
     def address(self) -> str: ...

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 __all__ = [
     "Answer",
+    "AuthorizeRequest",
     "Credentials",
     "Event",
     "GroupInfo",
@@ -15,6 +16,7 @@ __all__ = [
     "RpcContext",
     "SessionInfo",
     "Stats",
+    "ValidateContext",
 ]
 
 EVENT_TYPES = (
@@ -147,6 +149,35 @@ class Answer:
     user: Optional[str] = None
     expires_in: Optional[float] = None
     roles: Optional[Sequence[str]] = None
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    """What an ``authorize`` hook is asked about: a request the roles allowed.
+
+    `action` is ``"join"``, ``"publish"``, ``"send"``, ``"broadcast"`` or
+    ``"rpc"``; `resource` is the group (join, publish), the recipient
+    ``"user:<name>"`` or ``"session:<id>"`` (send), the method (rpc), or
+    ``None`` (broadcast). `roles` are the roles the connection's credentials
+    named (empty when ``auth.default_roles`` apply); `claims` are its token's
+    claims (a JWT's payload), ``None`` when it has none."""
+
+    action: str
+    resource: Optional[str]
+    user: Optional[str]
+    roles: tuple[str, ...] = ()
+    claims: Any = None
+
+
+@dataclass(frozen=True)
+class ValidateContext:
+    """Who published the payload a ``validate`` hook is shown, and where:
+    `group` is the group it was published to (one its pattern matches)."""
+
+    group: str
+    user: Optional[str]
+    session: str
+    claims: Any = None
 
 
 @dataclass(frozen=True)

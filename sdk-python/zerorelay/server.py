@@ -6,16 +6,36 @@ import asyncio
 import copy
 import inspect
 import json
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import _common, _native
 from ._common import dumps
-from ._types import Answer, Credentials, GroupInfo, RpcContext, ServerEvent, SessionInfo, Stats
+from ._types import (
+    Answer,
+    AuthorizeRequest,
+    Credentials,
+    GroupInfo,
+    RpcContext,
+    ServerEvent,
+    SessionInfo,
+    Stats,
+    ValidateContext,
+)
 from .errors import Closed, InvalidArgument
 
-__all__ = ["AuthCallback", "AuthResult", "RpcHandler", "Server"]
+__all__ = [
+    "AuthCallback",
+    "AuthResult",
+    "AuthorizeHook",
+    "AuthorizeResult",
+    "RpcHandler",
+    "Server",
+    "ValidateHook",
+    "ValidateResult",
+]
 
 _S = TypeVar("_S", bound="Server")
 
@@ -33,6 +53,30 @@ RpcHandler = Callable[[RpcContext, Any], Any]
 """An rpc method: gets the caller and the decoded argument, returns any
 JSON-serializable value (or an awaitable of one). Raising a `ZerorelayError`
 (say `NotFound`) answers the caller with that code; any other exception is
+``internal``."""
+
+AuthorizeResult = Union[None, bool, str]
+"""What an ``authorize`` hook returns: ``None`` or ``True`` lets the request
+go ahead; ``False`` refuses it (the client gets `Forbidden`); a string
+refuses it with that message."""
+
+AuthorizeHook = Callable[[AuthorizeRequest], Union[AuthorizeResult, Awaitable[AuthorizeResult]]]
+"""Asked about every join, publish, send, broadcast and rpc that the roles
+allowed; sync or async. An exception (any, `ZerorelayError` included), another
+answer, or no answer within ``limits.authorize_timeout_ms`` fails that request
+with ``internal``."""
+
+ValidateResult = Union[None, bool, str, Mapping[str, Any]]
+"""What a ``validate`` hook returns: ``None`` or ``True`` accepts the payload;
+``False`` rejects it with ``bad_request``; a string rejects it with
+``bad_request`` and that message; ``{"reject": {"code": ..., "message": ...}}``
+rejects it with that protocol code (default ``bad_request``);
+``{"rewrite": data}`` routes `data` instead (not ``None``)."""
+
+ValidateHook = Callable[[ValidateContext, Any], Union[ValidateResult, Awaitable[ValidateResult]]]
+"""Runs on every client publish to a group its pattern matches: gets the
+sender and the decoded payload; sync or async. An exception, another answer,
+or no answer within ``limits.validate_timeout_ms`` fails that publish with
 ``internal``."""
 
 
@@ -70,6 +114,95 @@ def _wrap_auth(
     return decide
 
 
+def _authorize_json(r: AuthorizeResult) -> str:
+    if r is None or r is True:
+        return '{"allow":true}'
+    if r is False:
+        return '{"allow":false}'
+    if isinstance(r, str):
+        return dumps({"allow": False, "message": r})
+    raise TypeError(
+        f"an authorize hook returned {type(r).__name__}; return None or True to allow, "
+        "False or a message to refuse"
+    )
+
+
+def _verdict_json(r: ValidateResult) -> str:
+    if r is None or r is True:
+        return '{"accept":true}'
+    if r is False:
+        return '{"accept":false}'
+    if isinstance(r, str):
+        return dumps({"reject": {"code": "bad_request", "message": r}})
+    if isinstance(r, Mapping) and len(r) == 1:
+        if "rewrite" in r:
+            if r["rewrite"] is None:
+                # The relay reads a null rewrite as no rewrite at all.
+                raise ValueError("a validate hook cannot rewrite a payload to None")
+            return dumps({"rewrite": r["rewrite"]})
+        reject = r.get("reject")
+        if (
+            isinstance(reject, Mapping)
+            and set(reject) <= {"code", "message"}
+            and isinstance(reject.get("message"), str)
+            and isinstance(reject.get("code", ""), str)
+        ):
+            code = reject.get("code", "bad_request")
+            return dumps({"reject": {"code": code, "message": reject["message"]}})
+    raise TypeError(
+        f"a validate hook returned {r!r:.100}; return None or True to accept, False or a "
+        'message to reject, {"reject": {"code": ..., "message": ...}} or {"rewrite": data}'
+    )
+
+
+class _HookFailed(Exception):
+    """A host hook raised; the relay logs this (with the traceback) and fails
+    the request with ``internal``."""
+
+
+def _call_hook(
+    what: str, fn: Callable[..., Any], loop: Optional[asyncio.AbstractEventLoop], *args: Any
+) -> Any:
+    try:
+        r = fn(*args)
+        if inspect.isawaitable(r):
+            r = _common.run_awaitable(r, loop)
+        return r
+    except Exception as e:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        raise _HookFailed(f"{what} raised {tb}") from e
+
+
+def _wrap_authorize(
+    fn: AuthorizeHook, loop: Optional[asyncio.AbstractEventLoop]
+) -> Callable[[str], str]:
+    def authorize(call_json: str) -> str:
+        c = json.loads(call_json)
+        request = AuthorizeRequest(
+            action=c["action"],
+            resource=c.get("resource"),
+            user=c.get("user"),
+            roles=tuple(c.get("roles", ())),
+            claims=c.get("claims"),
+        )
+        return _authorize_json(_call_hook("authorize", fn, loop, request))
+
+    return authorize
+
+
+def _wrap_validate(
+    pattern: str, fn: ValidateHook, loop: Optional[asyncio.AbstractEventLoop]
+) -> Callable[[str], str]:
+    def validate(call_json: str) -> str:
+        c = json.loads(call_json)
+        ctx = ValidateContext(
+            group=c["group"], user=c.get("user"), session=c["session"], claims=c.get("claims")
+        )
+        return _verdict_json(_call_hook(f"validate {pattern}", fn, loop, ctx, c["data"]))
+
+    return validate
+
+
 def _wrap_rpc(
     fn: RpcHandler, loop: Optional[asyncio.AbstractEventLoop]
 ) -> Callable[[str, Optional[str], str], str]:
@@ -92,9 +225,16 @@ class Server:
     ``tls.key_file`` the relay serves ``wss://``. `auth` replaces the
     configured authentication with a Python callback (its answer may carry
     roles, checked against ``auth.roles``); `rpc` registers methods clients
-    call with `Client.rpc`. Callbacks run in worker threads; async ones run
-    on the event loop that started the server (or, if none, on a fresh loop
-    in the worker thread).
+    call with `Client.rpc`. `authorize` (an `AuthorizeHook`) is asked about
+    every join, publish, send, broadcast and rpc the roles allowed;
+    `validate` maps group patterns (``"chat-*"``) to `ValidateHook` functions
+    that accept, reject or rewrite each client publish to a matching group
+    (see `AuthorizeResult` and `ValidateResult`). A hook that raises, returns
+    something else or takes longer than ``limits.authorize_timeout_ms`` /
+    ``limits.validate_timeout_ms`` (1000 by default) fails that one request
+    with ``internal``; the connection carries on. Callbacks and hooks run in
+    worker threads; async ones run on the event loop that started the server
+    (or, if none, on a fresh loop in the worker thread).
 
     Use ``async with Server(config) as server:`` (or ``with``), or
     `Server.start(...)` and `close()`.
@@ -108,6 +248,8 @@ class Server:
         *,
         auth: Optional[AuthCallback] = None,
         rpc: Optional[Mapping[str, RpcHandler]] = None,
+        authorize: Optional[AuthorizeHook] = None,
+        validate: Optional[Mapping[str, ValidateHook]] = None,
     ) -> None:
         cfg: dict[str, Any] = copy.deepcopy(dict(config or {}))
         server = cfg.setdefault("server", {})
@@ -121,6 +263,8 @@ class Server:
         self._scheme = "wss" if isinstance(tls, dict) and tls.get("cert_file") else "ws"
         self._auth = auth
         self._rpc = dict(rpc or {})
+        self._authorize = authorize
+        self._validate = dict(validate or {})
         self._native: Optional[_native.Server] = None
 
     @classmethod
@@ -130,9 +274,11 @@ class Server:
         *,
         auth: Optional[AuthCallback] = None,
         rpc: Optional[Mapping[str, RpcHandler]] = None,
+        authorize: Optional[AuthorizeHook] = None,
+        validate: Optional[Mapping[str, ValidateHook]] = None,
     ) -> _S:
         """Makes and starts a server (binding its port before returning)."""
-        s = cls(config, auth=auth, rpc=rpc)
+        s = cls(config, auth=auth, rpc=rpc, authorize=authorize, validate=validate)
         s._start()
         return s
 
@@ -145,7 +291,11 @@ class Server:
             loop = None
         auth = None if self._auth is None else _wrap_auth(self._auth, loop)
         rpc = {name: _wrap_rpc(fn, loop) for name, fn in self._rpc.items()}
-        self._native = _native.Server.start(self._config_json, auth, rpc or None)
+        authorize = None if self._authorize is None else _wrap_authorize(self._authorize, loop)
+        validate = {p: _wrap_validate(p, fn, loop) for p, fn in self._validate.items()}
+        self._native = _native.Server.start(
+            self._config_json, auth, rpc or None, authorize, validate or None
+        )
         _common.track(self)
 
     @property

@@ -6,7 +6,8 @@
 //!
 //! - [`client`]: `connect`, requests as JSON (the protocol's frames without
 //!   `id`), events pulled in batches (one Promise carries many events).
-//! - [`server`]: the embedded relay, with an optional JavaScript auth callback.
+//! - [`server`]: the embedded relay, with optional JavaScript auth, RPC,
+//!   `authorize` and `validate` functions.
 //! - [`logs`]: the core's log records handed to a JavaScript function.
 //! - [`error`]: how core errors reach JavaScript (a `code` on every error).
 
@@ -21,9 +22,11 @@ pub mod server;
 use napi::bindgen_prelude::Promise;
 use napi::threadsafe_function::ThreadsafeFunction;
 
-/// A JavaScript function called from Rust with one JSON string that always
+/// A JavaScript function called from Rust with one JSON string that
 /// resolves to a JSON string (the JavaScript layer wraps user callbacks so
-/// that they never throw). Weak: it never keeps the process alive.
+/// that they never throw synchronously; the `authorize` and `validate`
+/// hooks' wrappers reject when the user's function failed). Weak: it never
+/// keeps the process alive.
 pub type JsonCallback =
     ThreadsafeFunction<String, Promise<String>, String, napi::Status, false, true>;
 

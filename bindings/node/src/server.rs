@@ -1,4 +1,6 @@
-//! The embedded relay, with an optional JavaScript auth callback.
+//! The embedded relay, with optional JavaScript functions: the auth
+//! callback, RPC methods, and the `authorize` and `validate` hooks (JSON in,
+//! JSON out: the core's [`zerorelay::auth::hooks`] decides what they mean).
 
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +10,7 @@ use napi_derive::napi;
 use serde_json::value::RawValue;
 
 use zerorelay::auth::callback::{Answer, Callback, Decide};
+use zerorelay::auth::hooks::{JsonAuthorizer, JsonFn, JsonValidator};
 use zerorelay::server::events::HostEventStream;
 use zerorelay::{Config, ErrorCode, ProtocolError, Relay, RpcContext};
 
@@ -101,6 +104,16 @@ async fn call_rpc(
     }
 }
 
+/// A JavaScript hook as the core's [`JsonFn`]: the call's JSON in, the
+/// answer's JSON out; a rejected Promise is the hook failing.
+fn json_fn(f: JsonCallback) -> JsonFn {
+    let f = Arc::new(f);
+    Arc::new(move |call| {
+        let f = f.clone();
+        Box::pin(async move { ask(&f, call).await })
+    })
+}
+
 fn data(json: &str) -> Result<Box<RawValue>> {
     RawValue::from_string(json.to_owned()).map_err(|e| error::invalid(format!("data: {e}")))
 }
@@ -112,16 +125,29 @@ fn count(n: usize) -> u32 {
 /// Starts a relay from a configuration (JSON with the sections and keys of
 /// the TOML file; `server.listen` with port 0 picks a free port).
 /// `rpcMethods` are the RPC methods `rpc` answers (one JavaScript function
-/// dispatches them all).
+/// dispatches them all). `authorize` is the relay's authorizer and
+/// `validators[i]` the validation hook for groups matching
+/// `validatePatterns[i]`, in that order (see `zerorelay::auth::hooks` for
+/// the JSON they are shown and answer).
 #[napi(
-    ts_args_type = "configJson: string, auth: ((credentialsJson: string) => Promise<string>) | undefined | null, rpcMethods: string[], rpc: ((callJson: string) => Promise<string>) | undefined | null"
+    ts_args_type = "configJson: string, auth: ((credentialsJson: string) => Promise<string>) | undefined | null, rpcMethods: string[], rpc: ((callJson: string) => Promise<string>) | undefined | null, authorize: ((callJson: string) => Promise<string>) | undefined | null, validatePatterns: string[], validators: Array<(callJson: string) => Promise<string>>"
 )]
 pub async fn start_server(
     config_json: String,
     auth: Option<JsonCallback>,
     rpc_methods: Vec<String>,
     rpc: Option<JsonCallback>,
+    authorize: Option<JsonCallback>,
+    validate_patterns: Vec<String>,
+    validators: Vec<JsonCallback>,
 ) -> Result<NativeServer> {
+    if validate_patterns.len() != validators.len() {
+        return Err(error::invalid(format!(
+            "{} validate patterns for {} validators",
+            validate_patterns.len(),
+            validators.len()
+        )));
+    }
     let config: Config = if config_json.trim().is_empty() {
         Config::default()
     } else {
@@ -140,6 +166,12 @@ pub async fn start_server(
                 call_rpc(f.clone(), name.clone(), ctx, data)
             });
         }
+    }
+    if let Some(f) = authorize {
+        builder = builder.authorizer(JsonAuthorizer(json_fn(f)));
+    }
+    for (pattern, f) in validate_patterns.into_iter().zip(validators) {
+        builder = builder.validator(pattern, JsonValidator(json_fn(f)));
     }
     let relay = builder.build().map_err(error::relay)?;
     let (addr, task) = relay.spawn().await.map_err(error::relay)?;

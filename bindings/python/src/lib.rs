@@ -6,7 +6,8 @@
 //! errors; no protocol logic lives here.
 //!
 //! - [`client`]: `_native.Client` (requests as JSON, events in batches).
-//! - [`server`]: `_native.Server` (the embedded relay, Python callbacks).
+//! - [`server`]: `_native.Server` (the embedded relay, Python callbacks and
+//!   hooks).
 //! - [`error`]: core errors to the package's exception classes and back.
 //! - [`runtime`]: the binding's Tokio runtime and the asyncio bridge.
 //! - [`logs`]: `tracing` to Python's `logging`.

@@ -1,6 +1,6 @@
 //! `_native.Server`: an embedded relay. Payloads arrive as JSON text; host
-//! callbacks (authentication, rpc methods) are Python functions the core
-//! calls in a blocking thread.
+//! callbacks (authentication, rpc methods, the `authorize` and `validate`
+//! hooks) are Python functions the core calls in a blocking thread.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::value::RawValue;
 use zerorelay::auth::callback::{Answer, Credentials};
+use zerorelay::auth::hooks::{JsonAuthorizer, JsonFn, JsonValidator};
 use zerorelay::auth::Callback;
 use zerorelay::error::{ErrorCode, ProtocolError};
 use zerorelay::server::events::HostEventStream;
@@ -62,6 +63,31 @@ fn authenticator(decide: Py<PyAny>) -> Callback {
     }))
 }
 
+/// A hook as the core's [`JsonFn`] (see `zerorelay::auth::hooks`):
+/// `hook(call_json)` returns the answer as JSON text; an exception is the
+/// hook failing.
+fn json_fn(hook: Py<PyAny>) -> JsonFn {
+    let hook = Arc::new(hook);
+    Arc::new(move |call: String| {
+        let hook = hook.clone();
+        Box::pin(async move {
+            let asked = runtime::runtime().spawn_blocking(move || {
+                attach(|py| {
+                    let r = hook
+                        .bind(py)
+                        .call1((call,))
+                        .and_then(|r| r.extract::<String>());
+                    r.map_err(|e| e.to_string())
+                })
+                .unwrap_or_else(|| Err("the interpreter is exiting".into()))
+            });
+            asked
+                .await
+                .unwrap_or_else(|e| Err(format!("the hook's thread failed: {e}")))
+        })
+    })
+}
+
 /// An rpc method: `handler(session, user, arg_json)` returns the result as
 /// JSON text; an exception with a protocol `code` is that error.
 async fn call_rpc(handler: Arc<Py<PyAny>>, ctx: RpcContext, arg: serde_json::Value) -> RpcResult {
@@ -108,13 +134,18 @@ impl Server {
 impl Server {
     /// Starts a relay from a configuration (JSON with the sections and keys
     /// of the TOML file) and binds `server.listen` (port 0: any free port).
+    /// `authorize` is the relay's authorizer and `validate` maps group
+    /// patterns to validation hooks, in order; both take and return JSON
+    /// text (see `zerorelay::auth::hooks`).
     #[staticmethod]
-    #[pyo3(signature = (config_json, auth=None, rpc=None))]
+    #[pyo3(signature = (config_json, auth=None, rpc=None, authorize=None, validate=None))]
     fn start(
         py: Python<'_>,
         config_json: &str,
         auth: Option<Py<PyAny>>,
         rpc: Option<Bound<'_, PyDict>>,
+        authorize: Option<Py<PyAny>>,
+        validate: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config: Config = if config_json.trim().is_empty() {
             Config::default()
@@ -127,10 +158,22 @@ impl Server {
                 methods.push((name.extract::<String>()?, Arc::new(handler.unbind())));
             }
         }
+        let mut validators = Vec::new();
+        if let Some(validate) = validate {
+            for (pattern, hook) in validate.iter() {
+                validators.push((pattern.extract::<String>()?, hook.unbind()));
+            }
+        }
         let started = runtime::block_on(py, async move {
             let mut builder = Relay::builder(config);
             if let Some(decide) = auth {
                 builder = builder.authenticator(authenticator(decide));
+            }
+            if let Some(hook) = authorize {
+                builder = builder.authorizer(JsonAuthorizer(json_fn(hook)));
+            }
+            for (pattern, hook) in validators {
+                builder = builder.validator(pattern, JsonValidator(json_fn(hook)));
             }
             for (name, handler) in methods {
                 builder = builder.rpc(name, move |ctx, arg| call_rpc(handler.clone(), ctx, arg));
