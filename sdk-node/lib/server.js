@@ -105,8 +105,7 @@ function verdict (answer) {
   if (typeof answer === 'string') return JSON.stringify({ reject: { code: 'bad_request', message: answer } })
   const keys = typeof answer === 'object' && !Array.isArray(answer) ? Object.keys(answer) : []
   if (keys.length === 1 && keys[0] === 'rewrite') {
-    // The relay reads a null rewrite as no rewrite at all.
-    if (answer.rewrite === undefined || answer.rewrite === null) throw new Error('validate returned { rewrite: null }; a payload cannot be rewritten to null')
+    if (answer.rewrite === undefined) throw new Error('validate returned { rewrite: undefined }; a payload must be JSON (null included)')
     return `{"rewrite":${dataJson(answer.rewrite, 'the rewritten payload')}}`
   }
   const r = keys.length === 1 && keys[0] === 'reject' ? answer.reject : undefined

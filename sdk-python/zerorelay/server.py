@@ -136,9 +136,6 @@ def _verdict_json(r: ValidateResult) -> str:
         return dumps({"reject": {"code": "bad_request", "message": r}})
     if isinstance(r, Mapping) and len(r) == 1:
         if "rewrite" in r:
-            if r["rewrite"] is None:
-                # The relay reads a null rewrite as no rewrite at all.
-                raise ValueError("a validate hook cannot rewrite a payload to None")
             return dumps({"rewrite": r["rewrite"]})
         reject = r.get("reject")
         if (

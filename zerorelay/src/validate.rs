@@ -62,6 +62,17 @@ where
     }
 }
 
+/// A group pattern for validation: `*` but not `{user}` (a payload's
+/// checks are the group's, whoever sends it).
+pub fn group_pattern(text: &str) -> Result<Pattern, String> {
+    if text.contains("{user}") {
+        return Err(format!(
+            "{text:?}: {{user}} is for permissions; a validation pattern names groups (use *)"
+        ));
+    }
+    Pattern::parse(text)
+}
+
 /// The compiled schemas and the host's hooks, by group pattern.
 #[derive(Default)]
 pub struct Validation {
@@ -86,7 +97,7 @@ impl Validation {
         for (i, r) in rules.iter().enumerate() {
             let bad =
                 |why: String| Error::Config(format!("`validate[{i}]` ({}): {why}", r.schema_file));
-            let pattern = Pattern::parse(&r.group).map_err(&bad)?;
+            let pattern = group_pattern(&r.group).map_err(&bad)?;
             let text = std::fs::read_to_string(&r.schema_file)
                 .map_err(|e| bad(format!("cannot read it: {e}")))?;
             let schema: serde_json::Value =
@@ -100,8 +111,8 @@ impl Validation {
 
     /// Adds a host hook for groups matching `pattern`.
     pub fn add_hook(&mut self, pattern: &str, hook: Arc<dyn Validator>) -> Result<(), Error> {
-        let p = Pattern::parse(pattern)
-            .map_err(|e| Error::Config(format!("validator pattern: {e}")))?;
+        let p =
+            group_pattern(pattern).map_err(|e| Error::Config(format!("validator pattern: {e}")))?;
         self.hooks.push((p, hook));
         Ok(())
     }

@@ -3,14 +3,15 @@
 //! call and back (one contract, written once, for Node and Python alike).
 //!
 //! - [`JsonAuthorizer`]: an `authorize` function. It is shown
-//!   `{"action":"join","resource":"room-1","user":"alice","session":null,"roles":[…],"claims":{…}}`
+//!   `{"action":"join","resource":"room-1","user":"alice","roles":[…],"claims":{…}}`
 //!   (`resource` is `null` for `broadcast`; for `send` it is `user:<name>`
 //!   or `session:<id>`) and answers `{"allow":true}` or
 //!   `{"allow":false,"message":"…"}`.
 //! - [`JsonValidator`]: a `validate` function for a group pattern. It is
 //!   shown `{"group":…,"data":<the payload>,"user":…,"session":…,"claims":…}`
 //!   and answers `{"accept":true}`, `{"reject":{"code":"bad_request","message":"…"}}`
-//!   or `{"rewrite":<the payload to route instead>}`.
+//!   or `{"rewrite":<the payload to route instead>}` (which may be any JSON
+//!   value, `null` included).
 //!
 //! A function that throws or answers something else fails the request with
 //! `internal` (and is logged); it never takes the connection down.
@@ -38,7 +39,8 @@ pub struct AuthorizeCall<'a> {
     pub resource: Option<String>,
     /// The connection's user.
     pub user: Option<&'a str>,
-    /// Its roles.
+    /// The roles its credentials named (empty when they named none, in
+    /// which case `auth.default_roles` applied).
     pub roles: &'a [String],
     /// Its token's claims.
     pub claims: &'a serde_json::Value,
@@ -130,8 +132,14 @@ struct ValidateAnswer {
     accept: Option<bool>,
     #[serde(default)]
     reject: Option<Rejection>,
-    #[serde(default)]
+    /// Present (even as `null`) means a rewrite.
+    #[serde(default, deserialize_with = "present")]
     rewrite: Option<Box<RawValue>>,
+}
+
+/// A field that is present, whatever its value (`null` too).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -255,6 +263,10 @@ mod tests {
         }
         match v(r#"{"rewrite":{"t":"b"}}"#).validate(p).await {
             Verdict::Rewrite(d) => assert_eq!(d.get(), r#"{"t":"b"}"#),
+            other => panic!("{other:?}"),
+        }
+        match v(r#"{"rewrite":null}"#).validate(p).await {
+            Verdict::Rewrite(d) => assert_eq!(d.get(), "null"),
             other => panic!("{other:?}"),
         }
         match v("nonsense").validate(p).await {

@@ -436,7 +436,7 @@ impl Config {
         }
         range("tls.watch_ms", t.watch_ms, 0, 86_400_000)?;
         for (i, v) in self.validate.iter().enumerate() {
-            crate::auth::rbac::Pattern::parse(&v.group)
+            crate::validate::group_pattern(&v.group)
                 .map_err(|e| Error::Config(format!("`validate[{i}].group`: {e}")))?;
             if v.schema_file.is_empty() {
                 return Err(Error::Config(format!(
