@@ -37,7 +37,6 @@ use super::Shared;
 use crate::auth::rbac::Access;
 use crate::auth::Identity;
 use crate::error::ErrorCode;
-use crate::protocol::client::RequestId;
 use crate::protocol::{close, ServerFrame};
 use crate::session::{ConnLink, Session, Signal};
 
@@ -138,10 +137,6 @@ pub(super) struct Conn<S> {
     pub(super) session: Arc<Session>,
     pub(super) link: Arc<ConnLink>,
     pub(super) identity: Identity,
-    /// When the current credentials were accepted (for `refresh_required`:
-    /// 10% of their lifetime ahead of expiry, if shorter than
-    /// `auth.refresh_ahead_ms`).
-    pub(super) identity_since: SystemTime,
     /// What the identity may do.
     pub(super) access: Access,
     /// Frames of every kind but acks.
@@ -161,9 +156,9 @@ pub(super) struct Conn<S> {
     pub(super) ws_may_hold: bool,
     /// Whether the socket may have a frame to read (see [`ReadWaker`]).
     pub(super) readable: ReadWaker,
-    /// A `refresh` read and not yet answered (its id and token).
-    pub(super) refreshing: Option<(Option<RequestId>, String)>,
-    /// A request held for the host's hooks ([`super::held`]).
+    /// A request held until the connection's loop has awaited what it
+    /// needs ([`super::held`]): the host's hooks, or the authenticator for
+    /// a `refresh`.
     pub(super) held: Option<Box<super::held::HeldRequest>>,
     pub(super) rpc_in_flight: Arc<AtomicUsize>,
     pub(super) write_timeout: Duration,
@@ -262,22 +257,8 @@ where
                 Ok(()) if read => self.read_ahead(),
                 e => e,
             };
-            // A `refresh` waits for the authenticator (at most
-            // server.hello_timeout_ms); the frames after it are read once it
-            // is answered.
-            let step = match step {
-                Ok(()) => match self.refreshing.take() {
-                    Some((id, token)) => {
-                        self.frame_type = "refresh";
-                        // Boxed: an authenticator's future is large and rare.
-                        let r = Box::pin(self.refresh(&token)).await;
-                        self.answer(id.as_ref(), r)
-                    }
-                    None => Ok(()),
-                },
-                e => e,
-            };
-            // Likewise a request held for the host's hooks.
+            // A held request (a `refresh`, or a request for the host's
+            // hooks) is finished before the frames after it are read.
             let step = match step {
                 Ok(()) => match self.held.take() {
                     Some(held) => Box::pin(self.finish_held(*held)).await,
@@ -313,7 +294,7 @@ where
     /// next turn register it again.)
     fn read_ahead(&mut self) -> Result<(), End> {
         for _ in 0..MAX_READ_AHEAD {
-            if self.refreshing.is_some() || self.held.is_some() {
+            if self.held.is_some() {
                 break;
             }
             match self.ws.next().now_or_never() {
@@ -328,13 +309,13 @@ where
     }
 
     /// How long until `refresh_required` is due for credentials expiring
-    /// at `at` (see [`notice_ahead`]).
+    /// at `at` (see [`notice_ahead`]). Asked when the credentials arrive (at
+    /// `welcome`, after a `refresh`), so the time left is their lifetime.
     fn notice_in(&self, at: SystemTime) -> Duration {
         let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-        let lifetime = at.duration_since(self.identity_since).unwrap_or_default();
         left.saturating_sub(notice_ahead(
             Duration::from_millis(self.shared.config.auth.refresh_ahead_ms),
-            lifetime,
+            left,
         ))
     }
 

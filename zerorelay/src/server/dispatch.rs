@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connection::{Conn, End};
-use super::held::Held;
+use super::held::{Held, HeldRequest};
 use super::{now_ms, RpcContext};
 use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
@@ -112,7 +112,7 @@ where
             }
             ClientFrame::Rpc { id, method, data } => self.rpc(id, &method, data),
             ClientFrame::Refresh { id, token } => {
-                self.refreshing = Some((id, token));
+                self.held = Some(Box::new(HeldRequest::refresh(id, token)));
                 Ok(())
             }
         }
@@ -380,7 +380,6 @@ where
         // The new credentials decide from now on: their expiry, and their
         // roles and groups (a refresh may narrow what a connection may do).
         self.identity = fresh;
-        self.identity_since = std::time::SystemTime::now();
         self.access = Access::new(&self.shared.policy, &self.identity);
         Ok(())
     }

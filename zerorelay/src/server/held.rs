@@ -1,4 +1,6 @@
-//! Requests held for the host's asynchronous hooks.
+//! Requests held for something the connection's loop must await: the
+//! authenticator for a `refresh` (at most `server.hello_timeout_ms`), and
+//! the host's asynchronous hooks.
 //!
 //! When the host installed an [`crate::auth::Authorizer`] (the SDKs'
 //! `authorize` functions), or a group has validation hooks, a `join`,
@@ -38,22 +40,28 @@ pub(super) enum Held {
         data: Box<RawValue>,
         echo: bool,
     },
+    /// Not a hook: a `refresh` waits for the authenticator.
+    Refresh {
+        token: String,
+    },
 }
 
 impl Held {
     /// Routing requests are remembered by id (a re-sent one is answered
     /// from memory); a join is simply done again.
     fn is_routed(&self) -> bool {
-        !matches!(self, Held::Join { .. })
+        !matches!(self, Held::Join { .. } | Held::Refresh { .. })
     }
 
-    fn action(&self) -> Action<'_> {
-        match self {
+    /// What the authorizer is asked about (nothing for a `refresh`).
+    fn action(&self) -> Option<Action<'_>> {
+        Some(match self {
             Held::Join { group } => Action::Join { group },
             Held::Publish { group, .. } => Action::Publish { group },
             Held::Send { target, .. } => Action::Send { target },
             Held::Broadcast { .. } => Action::Broadcast,
-        }
+            Held::Refresh { .. } => return None,
+        })
     }
 }
 
@@ -61,6 +69,16 @@ impl Held {
 pub(super) struct HeldRequest {
     id: Option<RequestId>,
     what: Held,
+}
+
+impl HeldRequest {
+    /// A `refresh`, answered once the authenticator has.
+    pub(super) fn refresh(id: Option<RequestId>, token: String) -> Self {
+        HeldRequest {
+            id,
+            what: Held::Refresh { token },
+        }
+    }
 }
 
 impl<S> Conn<S>
@@ -80,6 +98,7 @@ where
             }
         }
         let checked = match &what {
+            Held::Refresh { .. } => Ok(()),
             Held::Join { group } => self.authorize(Action::Join { group }),
             Held::Publish { group, data, .. } => self.check_publish(group, data),
             Held::Send { target, .. } => self.check_send(target),
@@ -95,6 +114,11 @@ where
     /// Runs the hooks on a held request, then performs and answers it.
     pub(super) async fn finish_held(&mut self, held: HeldRequest) -> Result<(), End> {
         let HeldRequest { id, mut what } = held;
+        if let Held::Refresh { token } = &what {
+            self.frame_type = "refresh";
+            let r = self.refresh(token).await;
+            return self.answer(id.as_ref(), r);
+        }
         let r = match self.run_hooks(&mut what).await {
             Ok(()) => self.perform(&what),
             Err(e) => Err(e),
@@ -121,6 +145,7 @@ where
             Held::Publish { group, data, echo } => self.route_publish(group, data, *echo),
             Held::Send { target, data } => self.route_send(target, data),
             Held::Broadcast { data, echo } => self.route_broadcast(data, *echo),
+            Held::Refresh { .. } => Ok(()),
         }
     }
 
@@ -130,11 +155,10 @@ where
     async fn run_hooks(&mut self, what: &mut Held) -> Result<(), ProtocolError> {
         let shared = self.shared.clone();
         let limits = &shared.config.limits;
-        if let Some(authorizer) = &shared.authorizer {
+        if let (Some(authorizer), Some(action)) = (&shared.authorizer, what.action()) {
             let limit = Duration::from_millis(limits.authorize_timeout_ms);
             let verdict =
-                tokio::time::timeout(limit, authorizer.authorize(&self.identity, what.action()))
-                    .await;
+                tokio::time::timeout(limit, authorizer.authorize(&self.identity, action)).await;
             match verdict {
                 Ok(r) => r?,
                 Err(_) => {

@@ -121,6 +121,7 @@ async fn upgrade(
     let deadline = tokio::time::Instant::now() + timeout;
     let from = Arc::new(parking_lot::Mutex::new(Upgrade::default()));
     let check = checker(shared.clone(), from.clone());
+    let ws_config = shared.ws_config;
     let ws = match &shared.tls {
         None => tokio::time::timeout_at(
             deadline,
@@ -128,24 +129,30 @@ async fn upgrade(
         )
         .await
         .map(|r| r.map(Either::Left)),
+        // Boxed: the TLS handshake's future is large, and a plain
+        // connection's upgrade should not carry room for it.
         Some(tls) => {
-            let tls = match tokio::time::timeout_at(deadline, tls.acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "Dropped a connection whose TLS handshake failed.");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "Dropped a connection that did not finish its TLS handshake in time.");
-                    return None;
-                }
-            };
-            tokio::time::timeout_at(
-                deadline,
-                tokio_tungstenite::accept_hdr_async_with_config(tls, check, Some(shared.ws_config)),
-            )
-            .await
-            .map(|r| r.map(Either::Right))
+            let acceptor = tls.acceptor.clone();
+            let upgraded = Box::pin(async move {
+                let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "Dropped a connection whose TLS handshake failed.");
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "Dropped a connection that did not finish its TLS handshake in time.");
+                        return None;
+                    }
+                };
+                let ws = tokio::time::timeout_at(
+                    deadline,
+                    tokio_tungstenite::accept_hdr_async_with_config(tls, check, Some(ws_config)),
+                )
+                .await;
+                Some(ws.map(|r| r.map(Either::Right)))
+            });
+            upgraded.await?
         }
     };
     match ws {
