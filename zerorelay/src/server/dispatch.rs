@@ -142,6 +142,17 @@ where
         }
     }
 
+    /// A request whose id was seen before is answered from memory (its
+    /// answer written again, or nothing while it is still in progress):
+    /// `Some` with what that did, `None` for a new request.
+    pub(super) fn seen_before(&mut self, id: Option<&RequestId>) -> Option<Result<(), End>> {
+        let seen = self.session.lock().recent.get(id?).cloned()?;
+        Some(match seen {
+            RecentReply::Done(frame) => self.write(&frame),
+            RecentReply::Pending => Ok(()),
+        })
+    }
+
     /// A routing request: answered from memory when its id was seen before,
     /// otherwise routed once and its answer remembered.
     pub(super) fn routed(
@@ -149,13 +160,8 @@ where
         id: Option<RequestId>,
         route: impl FnOnce(&mut Self) -> Result<(), ProtocolError>,
     ) -> Result<(), End> {
-        if let Some(id) = &id {
-            let seen = self.session.lock().recent.get(id).cloned();
-            match seen {
-                Some(RecentReply::Done(frame)) => return self.write(&frame),
-                Some(RecentReply::Pending) => return Ok(()),
-                None => {}
-            }
+        if let Some(done) = self.seen_before(id.as_ref()) {
+            return done;
         }
         let result = route(self);
         let Some(id) = id else {
@@ -385,11 +391,8 @@ where
     }
 
     fn rpc(&mut self, id: RequestId, method: &str, data: Option<&RawValue>) -> Result<(), End> {
-        let seen = self.session.lock().recent.get(&id).cloned();
-        match seen {
-            Some(RecentReply::Done(frame)) => return self.write(&frame),
-            Some(RecentReply::Pending) => return Ok(()),
-            None => {}
+        if let Some(done) = self.seen_before(Some(&id)) {
+            return done;
         }
         // The frame passed the depth bound, but a handler gets a `Value`,
         // which cannot hold every JSON text (a number like 1e400).

@@ -19,7 +19,6 @@ use super::connection::{Conn, End};
 use crate::auth::Action;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::client::{RequestId, Target};
-use crate::session::RecentReply;
 use crate::validate::{Payload, Verdict};
 
 /// What a held request will do once its hooks agree.
@@ -88,13 +87,8 @@ where
     /// Checks `what` now and holds it for the hooks ([`Self::finish_held`]).
     pub(super) fn hold(&mut self, id: Option<RequestId>, what: Held) -> Result<(), End> {
         if what.is_routed() {
-            if let Some(id) = &id {
-                let seen = self.session.lock().recent.get(id).cloned();
-                match seen {
-                    Some(RecentReply::Done(frame)) => return self.write(&frame),
-                    Some(RecentReply::Pending) => return Ok(()),
-                    None => {}
-                }
+            if let Some(done) = self.seen_before(id.as_ref()) {
+                return done;
             }
         }
         let checked = match &what {
