@@ -336,11 +336,14 @@ async fn the_http_callback_answers_refuses_and_fails_without_crashing_anything()
     assert_eq!(backend.hits(), 1, "the answer is cached per token");
     assert_eq!(s.relay.sessions()[0].user.as_deref(), Some("alice"));
     refused(&s, "locked", "account locked").await;
-    for token in ["slow", "broken", "odd"] {
+    refused(&s, "locked", "account locked").await;
+    assert_eq!(backend.hits(), 2, "a refusal is reused for a few seconds");
+    for token in ["slow", "broken", "odd", "broken"] {
         let (mut c, w) = hello(&s, token).await;
         assert_eq!(w["code"], "internal", "{token}: {w}");
         assert_eq!(c.closed().await.0, 1011, "{token}");
     }
+    assert_eq!(backend.hits(), 6, "a backend failure is never reused");
     // The relay is fine.
     let mut c = welcomed(&s, "good").await;
     c.ok(json!({"type":"join","id":1,"group":"g"})).await;
@@ -564,4 +567,40 @@ async fn a_fractional_exp_expires_and_a_token_inside_the_leeway_lives_until_it_e
     );
     late.silent(1_500).await;
     s.stop().await;
+}
+
+#[tokio::test]
+async fn a_jwks_behind_a_private_ca_is_fetched_over_https_with_ca_file() {
+    let dir = Dir::new("jwks-https");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let ca = dir.write("ca.pem", &ck.cert.pem());
+    let (a, a_key) = ec_jwk("a");
+    let jwks = HttpServer::start_tls(
+        "/jwks.json",
+        move |_| Reply::json(200, json!({"keys":[a.clone()]})),
+        &ck.cert.pem(),
+        &ck.signing_key.serialize_pem(),
+    )
+    .await;
+    let token = with_kid("a", &a_key, claims("alice", 60));
+    // Without the CA the provider is not trusted: no keys, so no token passes.
+    let mut cfg = config();
+    cfg.auth.jwt.jwks_url = Some(jwks.url.clone());
+    let s = start(cfg.clone()).await;
+    refused(&s, &token, "not known").await;
+    s.stop().await;
+    cfg.auth.jwt.ca_file = Some(ca);
+    let s = start(cfg).await;
+    welcomed(&s, &token).await;
+    s.stop().await;
+    // A CA file that holds no certificate is refused at start.
+    let mut bad = config();
+    bad.auth.jwt.jwks_url = Some(jwks.url.clone());
+    bad.auth.jwt.ca_file = Some(dir.write("empty.pem", "nothing here"));
+    let e = zerorelay::Relay::builder(bad)
+        .build()
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("auth.jwt.ca_file"), "{e}");
 }

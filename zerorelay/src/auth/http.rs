@@ -7,7 +7,9 @@
 //!   connection in; the answer is reused for the same token (by its SHA-256)
 //!   for `auth.callback.cache_s`, never past `expires_at`;
 //! - 401 or 403 refuses it: `unauthorized`, with the body's `message` (or
-//!   its text) as the reason;
+//!   its text) as the reason; the refusal is reused for the same token for
+//!   up to 5 seconds, so a client retrying a bad token cannot make the
+//!   relay call the backend on every attempt;
 //! - anything else, an unreadable answer or no answer in time is
 //!   `internal`: the backend failed, not the client.
 
@@ -50,13 +52,39 @@ struct Refusal {
     message: Option<String>,
 }
 
+/// The HTTP client the relay's own calls use (the auth callback, a JWKS
+/// URL): the system's roots plus the CA certificates in `ca_file`, no
+/// redirects (a credential is never sent on to another address), and a
+/// timeout for the whole exchange.
+pub(crate) fn client(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {path}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {path} holds no certificate"));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// How long a refusal is reused for the same token: a client retrying a
+/// bad token costs the backend one call per this long, not one per attempt.
+const REFUSAL_CACHE: Duration = Duration::from_secs(5);
+
 /// Authenticates by asking an HTTP endpoint (see the module documentation).
 pub struct HttpCallback {
     url: String,
     timeout: Duration,
     cache_for: Duration,
     client: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Identity)>>,
+    cache: Mutex<HashMap<[u8; 32], (Instant, Result<Identity, ProtocolError>)>>,
 }
 
 impl std::fmt::Debug for HttpCallback {
@@ -76,10 +104,7 @@ impl HttpCallback {
             .clone()
             .ok_or_else(|| Error::Config("`auth.callback.url` is not set".into()))?;
         let timeout = Duration::from_millis(c.timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let client = client(timeout, c.ca_file.as_deref())
             .map_err(|e| Error::Config(format!("`auth.callback`: {e}")))?;
         Ok(HttpCallback {
             url,
@@ -90,7 +115,7 @@ impl HttpCallback {
         })
     }
 
-    fn cached(&self, hash: &[u8; 32]) -> Option<Identity> {
+    fn cached(&self, hash: &[u8; 32]) -> Option<Result<Identity, ProtocolError>> {
         let mut cache = self.cache.lock();
         match cache.get(hash) {
             Some((until, id)) if *until > Instant::now() => Some(id.clone()),
@@ -102,14 +127,24 @@ impl HttpCallback {
         }
     }
 
-    fn remember(&self, hash: [u8; 32], id: &Identity) {
+    /// Keeps a grant (for `cache_s`, never past its expiry) or a refusal
+    /// (at most [`REFUSAL_CACHE`]); a backend failure is never kept.
+    fn remember(&self, hash: [u8; 32], answer: &Result<Identity, ProtocolError>) {
+        let mut until = Instant::now() + self.cache_for;
+        match answer {
+            Ok(id) => {
+                if let Some(exp) = id.expires_at {
+                    let left = exp.duration_since(SystemTime::now()).unwrap_or_default();
+                    until = until.min(Instant::now() + left);
+                }
+            }
+            Err(e) if e.code == ErrorCode::Unauthorized => {
+                until = until.min(Instant::now() + REFUSAL_CACHE);
+            }
+            Err(_) => return,
+        }
         if self.cache_for.is_zero() {
             return;
-        }
-        let mut until = Instant::now() + self.cache_for;
-        if let Some(exp) = id.expires_at {
-            let left = exp.duration_since(SystemTime::now()).unwrap_or_default();
-            until = until.min(Instant::now() + left);
         }
         let mut cache = self.cache.lock();
         if cache.len() >= MAX_CACHED {
@@ -122,7 +157,7 @@ impl HttpCallback {
                 cache.retain(|_, (u, _)| *u > cut);
             }
         }
-        cache.insert(hash, (until, id.clone()));
+        cache.insert(hash, (until, answer.clone()));
     }
 
     async fn ask(&self, request: AuthRequest<'_>, token: &str) -> Result<Identity, ProtocolError> {
@@ -199,12 +234,12 @@ impl Authenticator for HttpCallback {
         Box::pin(async move {
             let token = request.require_token()?;
             let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if let Some(id) = self.cached(&hash) {
-                return Ok(id);
+            if let Some(answer) = self.cached(&hash) {
+                return answer;
             }
-            let id = self.ask(request, token).await?;
-            self.remember(hash, &id);
-            Ok(id)
+            let answer = self.ask(request, token).await;
+            self.remember(hash, &answer);
+            answer
         })
     }
 }

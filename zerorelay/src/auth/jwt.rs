@@ -105,10 +105,8 @@ impl Jwt {
             (Source::JwksFile(path.clone()), keys)
         } else if let Some(url) = &config.jwks_url {
             http = Some(
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .map_err(|e| config_error("jwks_url", e))?,
+                super::http::client(Duration::from_secs(10), config.ca_file.as_deref())
+                    .map_err(|e| config_error("ca_file", e))?,
             );
             (Source::JwksUrl(url.clone()), Vec::new())
         } else {

@@ -70,6 +70,9 @@ pub struct JwtConfig {
     /// A JWKS document at an `https://` URL (`http://` only on a loopback
     /// address), re-fetched on the refresh schedule.
     pub jwks_url: Option<String>,
+    /// CA certificates (PEM) trusted for `jwks_url` besides the system's
+    /// (an identity provider behind a private CA).
+    pub ca_file: Option<String>,
     /// Required `iss`.
     pub issuer: Option<String>,
     /// Required `aud` (one of the token's audiences).
@@ -99,6 +102,7 @@ impl Default for JwtConfig {
             public_key_file: None,
             jwks_file: None,
             jwks_url: None,
+            ca_file: None,
             issuer: None,
             audience: None,
             leeway_s: 30,
@@ -185,8 +189,10 @@ pub struct CallbackConfig {
     /// How long the endpoint may take.
     pub timeout_ms: u64,
     /// How long an answer is reused for the same token, in seconds (0: ask
-    /// every time). Refusals are not cached.
+    /// every time). A refusal is reused for at most 5 seconds.
     pub cache_s: u64,
+    /// CA certificates (PEM) trusted for `url` besides the system's.
+    pub ca_file: Option<String>,
 }
 
 impl Default for CallbackConfig {
@@ -195,6 +201,7 @@ impl Default for CallbackConfig {
             url: None,
             timeout_ms: 2_000,
             cache_s: 60,
+            ca_file: None,
         }
     }
 }

@@ -117,9 +117,11 @@ const OPTIONAL_STRINGS: &[&str] = &[
     "auth.jwt.public_key_file",
     "auth.jwt.jwks_file",
     "auth.jwt.jwks_url",
+    "auth.jwt.ca_file",
     "auth.jwt.issuer",
     "auth.jwt.audience",
     "auth.callback.url",
+    "auth.callback.ca_file",
     "tls.cert_file",
     "tls.key_file",
 ];

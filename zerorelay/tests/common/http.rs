@@ -38,20 +38,65 @@ impl HttpServer {
         path: &str,
         handler: impl Fn(&str) -> Reply + Send + Sync + 'static,
     ) -> HttpServer {
+        HttpServer::serve(path, handler, None).await
+    }
+
+    /// Serves `path` over TLS with `cert`/`key` (PEM), as `https://localhost:…`.
+    pub async fn start_tls(
+        path: &str,
+        handler: impl Fn(&str) -> Reply + Send + Sync + 'static,
+        cert: &str,
+        key: &str,
+    ) -> HttpServer {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let certs =
+            vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        HttpServer::serve(path, handler, Some(acceptor)).await
+    }
+
+    async fn serve(
+        path: &str,
+        handler: impl Fn(&str) -> Reply + Send + Sync + 'static,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}{path}"),
+            None => format!("http://127.0.0.1:{port}{path}"),
+        };
         let hits = Arc::new(AtomicUsize::new(0));
         let handler = Arc::new(handler);
         let counted = hits.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut tcp, _)) = listener.accept().await else {
+                let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let handler = handler.clone();
                 let hits = counted.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let Some(body) = read_request(&mut tcp).await else {
+                    let mut io: Box<dyn Io> = match tls {
+                        None => Box::new(tcp),
+                        Some(a) => match a.accept(tcp).await {
+                            Ok(s) => Box::new(s),
+                            Err(_) => return,
+                        },
+                    };
+                    let tcp = &mut io;
+                    let Some(body) = read_request(tcp).await else {
                         return;
                     };
                     hits.fetch_add(1, Ordering::SeqCst);
@@ -82,8 +127,12 @@ impl Drop for HttpServer {
     }
 }
 
+/// A plain or TLS stream.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Reads one request; returns its body.
-async fn read_request(tcp: &mut tokio::net::TcpStream) -> Option<String> {
+async fn read_request(tcp: &mut Box<dyn Io>) -> Option<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
