@@ -84,8 +84,12 @@ pub struct HttpCallback {
     timeout: Duration,
     cache_for: Duration,
     client: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Result<Identity, ProtocolError>)>>,
+    /// Answers by the token's SHA-256, with how long each may be reused.
+    cache: Mutex<HashMap<[u8; 32], (Instant, Verdict)>>,
 }
+
+/// What the backend answered for a token.
+type Verdict = Result<Identity, ProtocolError>;
 
 impl std::fmt::Debug for HttpCallback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +119,7 @@ impl HttpCallback {
         })
     }
 
-    fn cached(&self, hash: &[u8; 32]) -> Option<Result<Identity, ProtocolError>> {
+    fn cached(&self, hash: &[u8; 32]) -> Option<Verdict> {
         let mut cache = self.cache.lock();
         match cache.get(hash) {
             Some((until, id)) if *until > Instant::now() => Some(id.clone()),
@@ -129,7 +133,7 @@ impl HttpCallback {
 
     /// Keeps a grant (for `cache_s`, never past its expiry) or a refusal
     /// (at most [`REFUSAL_CACHE`]); a backend failure is never kept.
-    fn remember(&self, hash: [u8; 32], answer: &Result<Identity, ProtocolError>) {
+    fn remember(&self, hash: [u8; 32], answer: &Verdict) {
         let mut until = Instant::now() + self.cache_for;
         match answer {
             Ok(id) => {
