@@ -604,3 +604,59 @@ async fn a_jwks_behind_a_private_ca_is_fetched_over_https_with_ca_file() {
         .to_string();
     assert!(e.contains("auth.jwt.ca_file"), "{e}");
 }
+
+#[tokio::test]
+async fn hostile_tokens_are_refused_and_others_keep_working() {
+    use base64::Engine;
+    let s = start(jwt_config()).await;
+    let mut bystander = welcomed(&s, &hs256(claims("bob", 600))).await;
+    bystander
+        .ok(json!({"type":"join","id":1,"group":"g"}))
+        .await;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    // Correctly signed claims nested 100 deep: the signature vouches for
+    // them, they are parsed within serde_json's recursion limit and kept.
+    let nested: Value =
+        serde_json::from_str(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap();
+    welcomed(
+        &s,
+        &hs256(json!({"sub":"alice","exp":now_s() + 60,"x":nested})),
+    )
+    .await;
+    let hostile = vec![
+        // Claims deeper than serde_json accepts, with a bad signature.
+        format!(
+            "{}.{}.{}",
+            b.encode(br#"{"alg":"HS256"}"#),
+            b.encode(format!(r#"{{"sub":"a","x":{deep}}}"#)),
+            b.encode(b"sig")
+        ),
+        // Header that is not JSON, not base64, or empty parts.
+        format!("{}.{}.{}", b.encode(b"\xff\xfe"), b.encode(b"{}"), "x"),
+        "..".into(),
+        "a.b.c.d.e".into(),
+        format!("{}.e30.", "%%%"),
+        // A large token (within the frame limit).
+        "x".repeat(40_000),
+    ];
+    for t in &hostile {
+        let (mut c, w) = hello(&s, t).await;
+        assert_eq!(w["code"], "unauthorized", "{w}");
+        assert_eq!(c.closed().await.0, 4001);
+    }
+    // An oversized Authorization header is refused at the upgrade.
+    let mut req = format!("ws://{}/ws", s.addr).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", "y".repeat(200_000)).parse().unwrap(),
+    );
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    // The bystander never noticed.
+    let mut alice = welcomed(&s, &hs256(claims("alice", 600))).await;
+    alice
+        .ok(json!({"type":"publish","id":1,"group":"g","data":"still here"}))
+        .await;
+    assert_eq!(bystander.message().await["data"], "still here");
+    s.stop().await;
+}

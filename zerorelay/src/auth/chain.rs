@@ -40,11 +40,6 @@ impl Chain {
                 .transpose()?,
         })
     }
-
-    /// The JWT authenticator, if configured.
-    pub fn jwt(&self) -> Option<&super::jwt::Jwt> {
-        self.jwt.as_ref()
-    }
 }
 
 fn looks_like_jwt(token: &str) -> bool {
