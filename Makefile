@@ -4,10 +4,14 @@ CARGO ?= cargo
 # One target directory for the workspace and (later) the bindings.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
+# promtool checks the /metrics exposition and docs/ops/alerts.yml in the
+# Rust tests; `make promtool` unpacks it from Debian's prometheus package.
+export PROMTOOL ?= $(CARGO_TARGET_DIR)/tools/usr/bin/promtool
+
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run bench-rbac test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
+.PHONY: help run promtool bench-rbac test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,8 +21,13 @@ run: ## Run the relay on 127.0.0.1:8080 (release build).
 
 test: test-rust test-go test-node test-python test-interop ## Run every test in the repo.
 
-test-rust: ## Rust tests: unit, protocol vectors, integration, CLI, examples.
+test-rust: promtool ## Rust tests: unit, protocol vectors, integration, CLI, examples.
 	$(CARGO) test --all-features
+
+promtool: ## promtool for the metrics tests, unpacked from Debian's prometheus package into target/tools.
+	@test -x $(PROMTOOL) || ( mkdir -p $(CARGO_TARGET_DIR)/tools && cd $(CARGO_TARGET_DIR)/tools \
+	  && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus)) \
+	  && dpkg -x prometheus_*.deb . && rm -f prometheus_*.deb && $(PROMTOOL) --version )
 
 go-lib: ## Build the C ABI library for the Go SDK from source (debug; PROFILE=release for benchmarks).
 	$(CARGO) build $(if $(filter release,$(PROFILE)),--release,) -p zerorelay-c --lib

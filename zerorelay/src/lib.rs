@@ -21,6 +21,9 @@
 //! - [`config`]: every setting, its default and validation (and, with the
 //!   `cli` feature, loading from TOML, environment and flags).
 //! - [`error`]: the error codes.
+//! - [`http`]: the HTTP surface beside `/ws`: health, `/metrics`, the
+//!   server API.
+//! - [`metrics`]: the counters behind `/metrics`.
 //! - `client` (feature `client`): the client engine, sans-IO, and its tokio
 //!   driver, shared by every SDK.
 //! - `log_forward` (feature `log-forward`): the core's log events as JSON
@@ -46,8 +49,10 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod http;
 #[cfg(feature = "log-forward")]
 pub mod log_forward;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -141,11 +141,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The configuration as TOML, with secrets masked: `auth.tokens` keys
-/// and `auth.jwt.secret` are credentials.
+/// The configuration as TOML, with secrets masked: `auth.tokens` keys,
+/// `auth.jwt.secret` and `api.keys` are credentials.
 fn printable(config: &Config) -> String {
     let mut shown = config.clone();
     shown.auth.jwt = config.auth.jwt.masked();
+    shown.api.keys = (1..=config.api.keys.len())
+        .map(|i| format!("<redacted {i}>"))
+        .collect();
     shown.auth.tokens = config
         .auth
         .tokens

@@ -124,6 +124,7 @@ const OPTIONAL_STRINGS: &[&str] = &[
     "auth.callback.ca_file",
     "tls.cert_file",
     "tls.key_file",
+    "admin.listen",
 ];
 
 /// Tables whose keys are data (`auth.tokens`: token → user), set from text

@@ -43,6 +43,60 @@ pub struct Config {
     /// `[[validate]]`: JSON Schemas that payloads to matching groups must
     /// satisfy before they are routed.
     pub validate: Vec<ValidateRule>,
+    /// The HTTP surface's own address.
+    pub admin: AdminConfig,
+    /// The server HTTP API (`/api/…`).
+    pub api: ApiConfig,
+    /// `GET /metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// An address for everything but `/ws` (health, `/metrics`, the API),
+    /// so that it can stay on a private network; the WebSocket listener
+    /// then answers only `/ws`. Unset: all on `server.listen`.
+    pub listen: Option<String>,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Keys a backend presents (`Authorization: Bearer KEY` or
+    /// `X-API-Key: KEY`), at least 16 characters each. None: the API is
+    /// off, except in development mode for callers on the same machine.
+    pub keys: Vec<String>,
+    /// How long an `Idempotency-Key` is remembered, in milliseconds.
+    pub idempotency_ttl_ms: u64,
+    /// How many `Idempotency-Key`s are remembered at most (the oldest go first).
+    pub idempotency_keys: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            keys: Vec::new(),
+            idempotency_ttl_ms: 600_000,
+            idempotency_keys: 100_000,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` and count on the routing path.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
 }
 
 /// `[tls]`
@@ -428,6 +482,32 @@ impl Config {
             }
         }
         self.auth.validate()?;
+        if let Some(a) = &self.admin.listen {
+            a.parse::<SocketAddr>().map_err(|_| {
+                Error::Config(format!(
+                    "`admin.listen` must be an address like 127.0.0.1:9090, got {a:?}"
+                ))
+            })?;
+        }
+        for (i, k) in self.api.keys.iter().enumerate() {
+            if k.len() < 16 || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Error::Config(format!(
+                    "`api.keys[{i}]` must be at least 16 characters, without spaces"
+                )));
+            }
+        }
+        range(
+            "api.idempotency_ttl_ms",
+            self.api.idempotency_ttl_ms,
+            1_000,
+            86_400_000,
+        )?;
+        range(
+            "api.idempotency_keys",
+            self.api.idempotency_keys,
+            1,
+            10_000_000,
+        )?;
         let t = &self.tls;
         if t.cert_file.is_some() != t.key_file.is_some() {
             return Err(Error::Config(
@@ -445,6 +525,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `admin.listen` as a socket address, when set.
+    pub fn admin_addr(&self) -> Result<Option<SocketAddr>, Error> {
+        self.admin
+            .listen
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "`admin.listen` must be an address like 127.0.0.1:9090, got {a:?}"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// `server.listen` as a socket address.

@@ -356,6 +356,8 @@ fn take_opt_str(s: &str) -> Option<(Option<String>, &str)> {
 #[derive(Clone, Debug)]
 pub struct Delivery {
     tail: Arc<str>,
+    /// When it was routed ([`crate::metrics::monotonic_ns`]).
+    born: u64,
 }
 
 /// The text before the seq number in every delivery.
@@ -388,7 +390,10 @@ impl Delivery {
         t.push_str(r#","ts":"#);
         t.push_str(itoa::Buffer::new().format(ts));
         t.push('}');
-        Delivery { tail: t.into() }
+        Delivery {
+            tail: t.into(),
+            born: crate::metrics::monotonic_ns(),
+        }
     }
 
     /// The full frame text for one recipient's `seq`.
@@ -406,6 +411,11 @@ impl Delivery {
     /// decimal text: written one after the other, they are [`Self::frame`].
     pub fn frame_parts<'a>(&'a self, seq: &'a str) -> [&'a str; 3] {
         [MESSAGE_PREFIX, seq, &self.tail]
+    }
+
+    /// When it was routed, in [`crate::metrics::monotonic_ns`].
+    pub fn born(&self) -> u64 {
+        self.born
     }
 
     /// Bytes this delivery holds (shared between recipients).

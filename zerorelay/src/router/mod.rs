@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{ErrorCode, ProtocolError};
+use crate::metrics::{Family, Kind};
 use crate::protocol::Delivery;
 use crate::session::{OutboxBudget, Queued, Session, SessionLimits, SessionStore};
 
-/// Counters kept by the router (and read by the host and, later, metrics).
-#[derive(Debug, Default)]
+/// Counters kept by the router (and read by the host and by metrics).
+#[derive(Default)]
 pub struct RouterStats {
-    /// Deliveries queued on sessions.
-    pub deliveries: AtomicU64,
+    /// Deliveries queued on sessions, by kind.
+    pub(crate) deliveries: Family<Kind, { Kind::COUNT }>,
     /// Deliveries dropped by outbox bounds (each announced with a gap).
     pub dropped: AtomicU64,
     /// Connections closed as slow consumers.
@@ -36,6 +37,13 @@ pub struct Router {
     limits: SessionLimits,
     budget: Arc<OutboxBudget>,
     stats: RouterStats,
+}
+
+impl RouterStats {
+    /// Deliveries of every kind.
+    pub fn deliveries(&self) -> u64 {
+        self.deliveries.values().map(|(_, n)| n).sum()
+    }
 }
 
 impl Router {
@@ -69,7 +77,7 @@ impl Router {
     }
 
     /// The router's counters.
-    pub fn stats(&self) -> &RouterStats {
+    pub(crate) fn stats(&self) -> &RouterStats {
         &self.stats
     }
 
@@ -112,9 +120,9 @@ impl Router {
     /// Counts deliveries and outbox bytes once per routed message, not
     /// once per recipient, so that a fan-out does not bounce a shared cache
     /// line per delivery.
-    fn counted(&self, n: usize, bytes: i64) -> usize {
+    fn counted(&self, kind: Kind, n: usize, bytes: i64) -> usize {
         if n > 0 {
-            self.stats.deliveries.fetch_add(n as u64, Ordering::Relaxed);
+            self.stats.deliveries.add(kind, n as u64);
         }
         self.budget.add(bytes);
         n
@@ -129,7 +137,7 @@ impl Router {
             .ok_or_else(|| ProtocolError::new(ErrorCode::NotFound, "no such session"))?;
         let mut bytes = 0;
         let n = usize::from(self.queue(&s, d, &mut bytes));
-        Ok(self.counted(n, bytes))
+        Ok(self.counted(Kind::Direct, n, bytes))
     }
 
     /// Direct delivery to every session of `user` except `exclude`.
@@ -154,7 +162,7 @@ impl Router {
                 format!("user {user:?} has no session"),
             ));
         }
-        Ok(self.counted(n, bytes))
+        Ok(self.counted(Kind::Direct, n, bytes))
     }
 
     /// Delivery to every member of `group` except `exclude`.
@@ -165,7 +173,7 @@ impl Router {
                 n += 1;
             }
         });
-        self.counted(n, bytes)
+        self.counted(Kind::Group, n, bytes)
     }
 
     /// Delivery to every session except `exclude`.
@@ -176,6 +184,6 @@ impl Router {
                 n += 1;
             }
         });
-        self.counted(n, bytes)
+        self.counted(Kind::Broadcast, n, bytes)
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -117,6 +117,12 @@ where
             },
             Err(e) => e,
         };
+        let code = match &end {
+            End::Close(c, _) | End::Abort(c, _) => Some(*c),
+            End::ClientClosed(c) => Some(c.unwrap_or(1005)),
+            End::Gone(_) => None,
+        };
+        conn.shared.metrics.closed(code);
         Box::pin(conn.finish(end)).await;
     }
 }
@@ -337,12 +343,15 @@ where
         self.last_seen = Instant::now();
         match msg {
             Message::Text(t) => self.on_text(&t),
-            Message::Binary(_) => self.reply_error(
-                None,
-                ErrorCode::Unsupported,
-                "binary frames are not supported: protocol v1 is JSON text",
-                true,
-            ),
+            Message::Binary(_) => {
+                self.shared.metrics.frame(crate::metrics::FrameType::Binary);
+                self.reply_error(
+                    None,
+                    ErrorCode::Unsupported,
+                    "binary frames are not supported: protocol v1 is JSON text",
+                    true,
+                )
+            }
             Message::Close(frame) => Err(End::ClientClosed(frame.map(|f| u16::from(f.code)))),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
         }
@@ -364,6 +373,9 @@ where
                     false,
                 );
                 End::Abort(close::TOO_BIG, "frame too large")
+            }
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                End::Gone("connection closed without a close frame")
             }
             WsError::Capacity(_) | WsError::Protocol(_) => {
                 tracing::debug!(session = %self.session.id, error = %e, "Closed a connection that broke the WebSocket protocol.");

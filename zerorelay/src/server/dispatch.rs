@@ -17,9 +17,26 @@ use super::{now_ms, RpcContext};
 use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
 use crate::error::{ErrorCode, ProtocolError};
+use crate::metrics::{AuthFailure, FrameType, RateLimit};
 use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame};
 use crate::session::RecentReply;
+
+/// The metrics label of a frame.
+fn frame_type(f: &ClientFrame<'_>) -> FrameType {
+    match f {
+        ClientFrame::Hello(_) => FrameType::Hello,
+        ClientFrame::Ack { .. } => FrameType::Ack,
+        ClientFrame::Ping { .. } => FrameType::Ping,
+        ClientFrame::Join { .. } => FrameType::Join,
+        ClientFrame::Leave { .. } => FrameType::Leave,
+        ClientFrame::Send { .. } => FrameType::Send,
+        ClientFrame::Publish { .. } => FrameType::Publish,
+        ClientFrame::Broadcast { .. } => FrameType::Broadcast,
+        ClientFrame::Rpc { .. } => FrameType::Rpc,
+        ClientFrame::Refresh { .. } => FrameType::Refresh,
+    }
+}
 
 /// RPC calls one connection may have in flight.
 const MAX_RPC_IN_FLIGHT: usize = 64;
@@ -43,18 +60,24 @@ where
         // the general parser.
         if let Some(seq) = wire::canonical_ack(text) {
             self.frame_type = "ack";
+            self.shared.metrics.frame(FrameType::Ack);
             return self.on_ack(seq);
         }
         let frame = match wire::parse_bounded(text, limits.max_json_depth) {
             Ok(f) => f,
-            Err(e) => return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true),
+            Err(e) => {
+                self.shared.metrics.frame(FrameType::Invalid);
+                return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true);
+            }
         };
         self.frame_type = frame.type_name();
+        self.shared.metrics.frame(frame_type(&frame));
         self.access
             .renew_if_replaced(&self.shared.policy, &self.identity);
         // Acks have a budget of their own (`on_ack`).
         let is_ack = matches!(frame, ClientFrame::Ack { .. });
         if !is_ack && !self.limiter.allow(Instant::now()) {
+            self.shared.metrics.rate_limited.inc(RateLimit::Frames);
             tracing::debug!(session = %self.session.id, "Refused a frame over limits.rate_per_sec / limits.rate_burst.");
             let id = frame.id().cloned();
             return self.reply_error(
@@ -121,6 +144,7 @@ where
     /// A cumulative ack, within its own rate budget (`limits.ack_rate_per_sec`).
     fn on_ack(&mut self, seq: u64) -> Result<(), End> {
         if !self.acks.allow(Instant::now()) {
+            self.shared.metrics.rate_limited.inc(RateLimit::Acks);
             tracing::debug!(session = %self.session.id, "Refused an ack over limits.ack_rate_per_sec.");
             return self.reply_error(
                 None,
@@ -137,7 +161,10 @@ where
         };
         self.shared.router.budget().add(delta);
         match r {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.shared.metrics.acks.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Err(m) => self.reply_error(None, ErrorCode::BadRequest, &m, true),
         }
     }
@@ -172,7 +199,10 @@ where
         };
         let frame = match &result {
             Ok(()) => ServerFrame::ok(&id),
-            Err(e) => ServerFrame::error(Some(&id), e.code, &e.message),
+            Err(e) => {
+                self.shared.metrics.errors.inc(e.code);
+                ServerFrame::error(Some(&id), e.code, &e.message)
+            }
         }
         .encode();
         self.session
@@ -272,6 +302,7 @@ where
         echo: bool,
     ) -> Result<(), ProtocolError> {
         if !self.broadcasts.allow(Instant::now()) {
+            self.shared.metrics.rate_limited.inc(RateLimit::Broadcasts);
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -371,12 +402,19 @@ where
         let fresh = tokio::time::timeout(limit, self.shared.auth.authenticate(request))
             .await
             .map_err(|_| {
+                self.shared.metrics.auth_failures.inc(AuthFailure::Timeout);
                 tracing::warn!(session = %self.session.id, "A refresh got no answer from the authenticator within server.hello_timeout_ms.");
                 ProtocolError::new(
                     ErrorCode::Internal,
                     "the authenticator did not answer in time; try the refresh again",
                 )
-            })??;
+            })?
+            .inspect_err(|e| {
+                self.shared
+                    .metrics
+                    .auth_failures
+                    .inc(super::handshake::auth_failure(e.code));
+            })?;
         if fresh.user != self.identity.user {
             return Err(ProtocolError::new(
                 ErrorCode::Forbidden,
@@ -419,6 +457,7 @@ where
         let fut = match call {
             Ok(fut) => fut,
             Err(e) => {
+                self.shared.metrics.errors.inc(e.code);
                 let frame = ServerFrame::error(Some(&id), e.code, &e.message).encode();
                 self.session
                     .lock()
@@ -440,6 +479,7 @@ where
         let session = self.session.clone();
         let in_flight = self.rpc_in_flight.clone();
         let method = method.to_owned();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             let frame = match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(Ok(v)) => match serde_json::value::to_raw_value(&v) {
@@ -456,8 +496,13 @@ where
                     tracing::error!(method, "An rpc handler panicked.");
                     ServerFrame::error(Some(&id), ErrorCode::Internal, "the rpc handler failed")
                 }
+            };
+            if let ServerFrame::Error { code, .. } = &frame {
+                if let Some(c) = ErrorCode::ALL.iter().find(|c| c.as_str() == code) {
+                    shared.metrics.errors.inc(*c);
+                }
             }
-            .encode();
+            let frame = frame.encode();
             session
                 .lock()
                 .recent
@@ -491,8 +536,10 @@ where
         message: &str,
         strike: bool,
     ) -> Result<(), End> {
+        self.shared.metrics.errors.inc(code);
         self.write(&ServerFrame::error(id, code, message).encode())?;
         if strike && self.strikes.strike(Instant::now()) {
+            self.shared.metrics.rate_limited.inc(RateLimit::Abuse);
             tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
             return Err(End::Close(close::POLICY, "too many refused frames"));
         }

@@ -3,7 +3,7 @@
 //! session already holds.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use super::{HostEvent, Shared, SERVER_NAME};
 use crate::auth::rbac::Access;
 use crate::auth::AuthRequest;
 use crate::error::ErrorCode;
+use crate::metrics::{AuthFailure, FrameType, HandshakeFailure};
 use crate::protocol::client::{self as wire, ClientFrame, Hello};
 use crate::protocol::{close, ServerFrame, Welcome};
 use crate::session::resume::{open_or_resume, SessionCaps};
@@ -55,6 +56,12 @@ where
     {
         Ok(Ok(identity)) => identity,
         Ok(Err(e)) => {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::Auth);
+            shared.metrics.auth_failures.inc(auth_failure(e.code));
+            shared.metrics.errors.inc(e.code);
             tracing::debug!(?peer, error = %e, "Refused a connection whose authentication failed.");
             // The authenticator failing (its backend down) is not the
             // client's fault: 1011, which a client retries.
@@ -66,6 +73,12 @@ where
             return None;
         }
         Err(_) => {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::Auth);
+            shared.metrics.auth_failures.inc(AuthFailure::Timeout);
+            shared.metrics.errors.inc(ErrorCode::Internal);
             tracing::warn!(?peer, "Closed a connection whose authentication did not finish within server.hello_timeout_ms.");
             refuse(
                 &mut ws,
@@ -95,6 +108,11 @@ where
     let (session, resumed) = match opened {
         Ok(s) => s,
         Err((e, code)) => {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::SessionRefused);
+            shared.metrics.errors.inc(e.code);
             refuse(&mut ws, Some((e.code, &e.message)), code, "session refused").await;
             return None;
         }
@@ -116,6 +134,12 @@ where
         resumed,
         remote: peer.map(|p| p.to_string()),
     });
+    let m = &shared.metrics;
+    m.opened.fetch_add(1, Ordering::Relaxed);
+    m.connected.fetch_add(1, Ordering::Relaxed);
+    if resumed {
+        m.resumes.fetch_add(1, Ordering::Relaxed);
+    }
     let now = Instant::now();
     let l = &c.limits;
     let write_timeout = Duration::from_millis(c.server.write_timeout_ms);
@@ -169,6 +193,10 @@ where
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => {
+                shared
+                    .metrics
+                    .handshake_failures
+                    .inc(HandshakeFailure::HelloTimeout);
                 refuse(ws, None, close::HELLO_TIMEOUT, "hello timeout").await;
                 return None;
             }
@@ -190,6 +218,13 @@ where
                     ),
                     _ => return None,
                 };
+                shared
+                    .metrics
+                    .handshake_failures
+                    .inc(HandshakeFailure::BadHello);
+                if let Some((c, _)) = error {
+                    shared.metrics.errors.inc(c);
+                }
                 refuse_raw(ws, error, code, reason).await;
                 return None;
             }
@@ -204,7 +239,10 @@ where
                 ),
             ),
             Message::Text(t) => match wire::parse_bounded(&t, limits.max_json_depth) {
-                Ok(ClientFrame::Hello(h)) => return Some(h),
+                Ok(ClientFrame::Hello(h)) => {
+                    shared.metrics.frame(FrameType::Hello);
+                    return Some(h);
+                }
                 Ok(other) => (
                     ErrorCode::BadRequest,
                     format!("the first frame must be hello, not {}", other.type_name()),
@@ -218,6 +256,11 @@ where
             Message::Close(_) => return None,
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
+        shared
+            .metrics
+            .handshake_failures
+            .inc(HandshakeFailure::BadHello);
+        shared.metrics.errors.inc(refusal.0);
         refuse(
             ws,
             Some((refusal.0, &refusal.1)),
@@ -226,5 +269,14 @@ where
         )
         .await;
         return None;
+    }
+}
+
+/// The metrics reason of a failed authentication.
+pub(super) fn auth_failure(code: ErrorCode) -> AuthFailure {
+    match code {
+        ErrorCode::Forbidden => AuthFailure::Forbidden,
+        ErrorCode::Internal => AuthFailure::Backend,
+        _ => AuthFailure::Invalid,
     }
 }

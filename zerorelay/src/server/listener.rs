@@ -21,28 +21,91 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::frames::Output;
+use super::prefixed::Prefixed;
 use super::{connection, Shared};
 use crate::error::{ErrorCode, Result};
+use crate::http::Surface;
+use crate::metrics::HandshakeFailure;
 use crate::protocol::{close, ServerFrame, WS_PATH};
 
-/// Accepts until shutdown, then waits for connections to drain.
-/// Refuses development mode on a non-loopback address (see
+/// Accepts until shutdown, then drains: until the open connections have
+/// closed (at most `server.shutdown_grace_ms` plus the write timeout) it
+/// still accepts, answering HTTP (`/readyz` says 503, so that load
+/// balancers stop sending) and refusing WebSockets with 1001. Refuses
+/// development mode on a non-loopback address (see
 /// [`crate::Config::check_exposure`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<()> {
-    let mut shutdown = shared.shutdown.subscribe();
     let addr = listener.local_addr()?;
     shared
         .config
         .check_exposure(addr, shared.auth.is_development())?;
+    let surface = if shared.config.admin.listen.is_some() {
+        Surface::WebSocketOnly
+    } else {
+        Surface::All
+    };
     tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
+    shared.set_listening(true);
+    accept(&shared, &listener, |tcp, peer| {
+        tokio::spawn(handle_tcp(shared.clone(), tcp, peer, surface));
+    })
+    .await;
+    shared.set_listening(false);
+    drop(listener);
+    tracing::info!("The relay stopped accepting connections.");
+    Ok(())
+}
+
+/// Serves the HTTP surface alone (`[admin] listen`), with the same
+/// draining as [`serve`].
+pub(crate) async fn serve_admin(shared: Arc<Shared>, listener: TcpListener) -> Result<()> {
+    let addr = listener.local_addr()?;
+    *shared.admin_bound.lock() = Some(addr);
+    tracing::info!(%addr, "The HTTP surface (health, metrics, API) is listening.");
+    accept(&shared, &listener, |tcp, peer| {
+        let _ = tcp.set_nodelay(true);
+        let guard = shared.track();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            crate::http::serve_connection(shared, tcp, peer, Surface::All).await;
+            drop(guard);
+        });
+    })
+    .await;
+    Ok(())
+}
+
+/// Accepts until shutdown, then while the relay drains.
+async fn accept(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    mut start: impl FnMut(TcpStream, SocketAddr),
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut drain_until = None;
     loop {
+        let until = drain_until;
+        let draining = async {
+            match until {
+                None => super::shutting_down(&mut shutdown).await,
+                // Polled, only while shutting down.
+                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
         tokio::select! {
-            _ = super::shutting_down(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(handle_tcp(shared, tcp, peer));
+            _ = draining => {
+                let now = tokio::time::Instant::now();
+                match drain_until {
+                    None => {
+                        let c = &shared.config.server;
+                        drain_until = Some(now + Duration::from_millis(c.shutdown_grace_ms + c.write_timeout_ms));
+                    }
+                    Some(t) if now >= t || shared.active() == 0 => break,
+                    Some(_) => {}
                 }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => start(tcp, peer),
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "Failed to accept a connection; retrying in 100 ms.");
@@ -51,9 +114,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
             },
         }
     }
-    drop(listener);
-    tracing::info!("The relay stopped accepting connections.");
-    Ok(())
 }
 
 /// A TCP connection after the TLS handshake (when `[tls]` is set).
@@ -66,6 +126,7 @@ fn handle_tcp(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
+    surface: Surface,
 ) -> impl Future<Output = ()> + Send {
     let _ = tcp.set_nodelay(true);
     let guard = shared.track();
@@ -75,9 +136,13 @@ fn handle_tcp(
     let handshaking = Handshaking::enter(&shared, peer.ip());
     let upgrade = handshaking
         .as_ref()
-        .map(|_| Box::pin(upgrade(shared.clone(), tcp, peer)));
+        .map(|_| Box::pin(upgrade(shared.clone(), tcp, peer, surface, slot)));
     async move {
         let (Some(upgrade), Some(handshaking)) = (upgrade, handshaking) else {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::AddressLimit);
             tracing::debug!(%peer, limit = shared.config.server.max_handshaking_per_ip, "Closed a connection: its address has server.max_handshaking_per_ip connections in their handshake.");
             return;
         };
@@ -85,7 +150,7 @@ fn handle_tcp(
         // the connection runs: a moved-from local still holds its place in
         // a future's state until its scope ends, and a TLS stream is large.
         let conn: Either<_, Pin<Box<dyn Future<Output = ()> + Send>>> = {
-            let Some((ws, from)) = upgrade.await else {
+            let Some((ws, from, slot)) = upgrade.await else {
                 return;
             };
             match ws {
@@ -107,47 +172,67 @@ fn handle_tcp(
     }
 }
 
-/// TLS (when configured) and the WebSocket upgrade, within
-/// `server.hello_timeout_ms`.
+/// TLS (when configured), then the request: a WebSocket upgrade on `/ws`
+/// within `server.hello_timeout_ms`, or anything else for the HTTP surface
+/// (served here, after which the connection is done: `None`).
 async fn upgrade(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
+    surface: Surface,
+    mut slot: Option<OwnedSemaphorePermit>,
 ) -> Option<(
-    Either<WebSocketStream<TcpStream>, WebSocketStream<TlsTcp>>,
+    Either<WebSocketStream<Prefixed<TcpStream>>, WebSocketStream<Prefixed<TlsTcp>>>,
     Upgrade,
+    Option<OwnedSemaphorePermit>,
 )> {
     let timeout = Duration::from_millis(shared.config.server.hello_timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
     let from = Arc::new(parking_lot::Mutex::new(Upgrade::default()));
-    let check = checker(shared.clone(), from.clone());
-    let ws_config = shared.ws_config;
     let ws = match &shared.tls {
-        None => tokio::time::timeout_at(
-            deadline,
-            tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(shared.ws_config)),
-        )
-        .await
-        .map(|r| r.map(Either::Left)),
+        None => {
+            let io = route(&shared, tcp, peer, surface, deadline, &mut slot).await?;
+            let check = checker(shared.clone(), from.clone());
+            tokio::time::timeout_at(
+                deadline,
+                tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config)),
+            )
+            .await
+            .map(|r| r.map(Either::Left))
+        }
         // Boxed: the TLS handshake's future is large, and a plain
         // connection's upgrade should not carry room for it.
         Some(tls) => {
             let acceptor = tls.acceptor.clone();
+            let shared = shared.clone();
+            let from = from.clone();
+            let slot = &mut slot;
             let upgraded = Box::pin(async move {
                 let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
+                        shared.metrics.handshake_failures.inc(HandshakeFailure::Tls);
                         tracing::debug!(%peer, error = %e, "Dropped a connection whose TLS handshake failed.");
                         return None;
                     }
                     Err(_) => {
+                        shared
+                            .metrics
+                            .handshake_failures
+                            .inc(HandshakeFailure::UpgradeTimeout);
                         tracing::debug!(%peer, "Dropped a connection that did not finish its TLS handshake in time.");
                         return None;
                     }
                 };
+                let io = route(&shared, tls, peer, surface, deadline, slot).await?;
+                let check = checker(shared.clone(), from);
                 let ws = tokio::time::timeout_at(
                     deadline,
-                    tokio_tungstenite::accept_hdr_async_with_config(tls, check, Some(ws_config)),
+                    tokio_tungstenite::accept_hdr_async_with_config(
+                        io,
+                        check,
+                        Some(shared.ws_config),
+                    ),
                 )
                 .await;
                 Some(ws.map(|r| r.map(Either::Right)))
@@ -158,17 +243,62 @@ async fn upgrade(
     match ws {
         Ok(Ok(ws)) => {
             let from = std::mem::take(&mut *from.lock());
-            Some((ws, from))
+            Some((ws, from, slot))
         }
         Ok(Err(e)) => {
+            let why = from
+                .lock()
+                .refused
+                .unwrap_or(HandshakeFailure::NotWebsocket);
+            shared.metrics.handshake_failures.inc(why);
             tracing::debug!(%peer, error = %e, "Refused a connection that is not a WebSocket upgrade on /ws.");
             None
         }
         Err(_) => {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::UpgradeTimeout);
             tracing::debug!(%peer, "Dropped a connection that did not finish the WebSocket upgrade in time.");
             None
         }
     }
+}
+
+/// Reads the start of the first request: `GET /ws` is returned for the
+/// WebSocket upgrade (with the bytes read put back in front); anything
+/// else is served as HTTP here (giving up the connection `slot`: HTTP
+/// clients do not count against `server.max_connections`, only their
+/// address's handshakes), and `None` returned.
+async fn route<S>(
+    shared: &Arc<Shared>,
+    mut io: S,
+    peer: SocketAddr,
+    surface: Surface,
+    deadline: tokio::time::Instant,
+    slot: &mut Option<OwnedSemaphorePermit>,
+) -> Option<Prefixed<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let head = match tokio::time::timeout_at(deadline, Prefixed::read_head(&mut io)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(_)) => return None,
+        Err(_) => {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::UpgradeTimeout);
+            return None;
+        }
+    };
+    let io = Prefixed::new(head, io);
+    if io.is_websocket_path() {
+        return Some(io);
+    }
+    drop(slot.take());
+    crate::http::serve_connection(shared.clone(), io, peer, surface).await;
+    None
 }
 
 /// What the upgrade request carried that the handshake needs.
@@ -177,6 +307,8 @@ pub(crate) struct Upgrade {
     /// `Authorization: Bearer …`, else `?token=…` (browsers cannot set
     /// headers on a WebSocket). `hello.token` beats both.
     pub(crate) token: Option<String>,
+    /// Why the upgrade request was refused, for the metrics.
+    pub(crate) refused: Option<HandshakeFailure>,
 }
 
 /// The upgrade request's checks: the path is [`WS_PATH`] (else 404), the
@@ -206,6 +338,7 @@ fn checker(
                         origin,
                         "Refused an upgrade from an origin not in server.allowed_origins."
                     );
+                    into.lock().refused = Some(HandshakeFailure::Origin);
                     return Err(http_error(
                         StatusCode::FORBIDDEN,
                         "forbidden: this origin may not connect (server.allowed_origins)\n".into(),
@@ -249,6 +382,12 @@ pub(crate) fn origin_allowed(allowed: &[String], origin: &str) -> bool {
 /// `token=` from a query string, percent-decoded.
 fn query_token(query: &str) -> Option<String> {
     let raw = query.split('&').find_map(|kv| kv.strip_prefix("token="))?;
+    percent_decode(raw)
+}
+
+/// A query string value, percent-decoded (`+` is a space); `None` when
+/// empty or not UTF-8.
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len());
     let b = raw.as_bytes();
     let mut i = 0;
@@ -318,8 +457,16 @@ where
         && !shared.config.server.insecure
         && peer.is_some_and(|p| !p.ip().is_loopback());
     let admitted = if shared.is_shutting_down() {
+        shared
+            .metrics
+            .handshake_failures
+            .inc(HandshakeFailure::ShuttingDown);
         Err((None, close::GOING_AWAY, "server shutting down"))
     } else if exposed {
+        shared
+            .metrics
+            .handshake_failures
+            .inc(HandshakeFailure::RemoteDevelopment);
         tracing::warn!(?peer, "Refused a client from another machine: development mode (no authentication) serves loopback clients only unless server.insecure is set.");
         Err((
             Some((
@@ -331,6 +478,10 @@ where
         ))
     } else {
         slot.ok_or_else(|| {
+            shared
+                .metrics
+                .handshake_failures
+                .inc(HandshakeFailure::ConnectionLimit);
             tracing::warn!(
                 limit = shared.config.server.max_connections,
                 "Refused a connection: server.max_connections reached."

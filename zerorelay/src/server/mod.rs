@@ -11,6 +11,8 @@
 //!     (authorizer, validation);
 //!   - `writer`: deliveries and answers to the socket, and the close.
 //! - `tls`: `wss://` with a certificate that reloads without a restart.
+//! - `prefixed`: the first bytes of a request, read to choose between the
+//!   WebSocket upgrade and the HTTP surface ([`crate::http`]).
 //! - [`limiter`]: per-connection rate limit and abuse counting.
 //! - [`rpc`]: host-defined methods.
 //! - [`events`]: what happens to sessions, for the host ([`Relay::events`]).
@@ -26,13 +28,14 @@ mod handshake;
 mod held;
 pub mod limiter;
 pub mod listener;
+mod prefixed;
 pub mod rpc;
 mod tls;
 mod writer;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -173,6 +176,13 @@ impl RelayBuilder {
             ws_config,
             shutdown,
             events: events::HostEvents::new(),
+            metrics: crate::metrics::Metrics::new(c.metrics.enabled),
+            idempotency: crate::http::Idempotency::new(
+                Duration::from_millis(c.api.idempotency_ttl_ms),
+                c.api.idempotency_keys,
+            ),
+            listening: AtomicBool::new(false),
+            admin_bound: parking_lot::Mutex::new(None),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
@@ -208,6 +218,13 @@ pub(crate) struct Shared {
     pub(crate) expiry: ExpiryQueue,
     /// Connections between accept and `welcome`, by address.
     pub(crate) handshaking: dashmap::DashMap<IpAddr, usize>,
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Answers of the HTTP API's routing calls, by `Idempotency-Key`.
+    pub(crate) idempotency: crate::http::Idempotency,
+    /// Whether the WebSocket listener is accepting (for `/readyz`).
+    listening: AtomicBool,
+    /// Where `serve_admin` listens.
+    pub(crate) admin_bound: parking_lot::Mutex<Option<SocketAddr>>,
     active: AtomicUsize,
     idle: Notify,
     accepted: AtomicU64,
@@ -224,6 +241,19 @@ impl Shared {
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    pub(crate) fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_listening(&self, on: bool) {
+        self.listening.store(on, Ordering::Relaxed);
+    }
+
+    /// Connection tasks running now (upgrading, WebSocket or HTTP).
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
     }
 }
 
@@ -267,6 +297,26 @@ pub struct GroupInfo {
     pub name: String,
     /// Member sessions.
     pub members: usize,
+}
+
+/// Who is in a group ([`Relay::presence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Presence {
+    /// The group.
+    pub group: String,
+    /// Its users, sorted, each with the number of their member sessions.
+    pub members: Vec<PresenceMember>,
+    /// Member sessions without a user.
+    pub anonymous: usize,
+}
+
+/// A user in a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceMember {
+    /// The user.
+    pub user: String,
+    /// How many of the user's sessions are in the group.
+    pub sessions: usize,
 }
 
 /// Counters of a running relay.
@@ -364,18 +414,61 @@ impl Relay {
     }
 
     /// Binds `server.listen` (port 0 picks a free port) and serves in a
-    /// background task until [`Relay::shutdown`]. Returns the bound address
-    /// and the task. Must be called inside a Tokio runtime.
+    /// background task until [`Relay::shutdown`]; with `[admin] listen`,
+    /// binds that too and serves the HTTP surface there. Returns the bound
+    /// address and the task. Must be called inside a Tokio runtime.
     pub async fn spawn(&self) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<()>>)> {
-        let addr = self.config().listen_addr()?;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot listen on {addr}: {e}"),
-            ))
-        })?;
+        let listener = bind(self.config().listen_addr()?).await?;
         let bound = listener.local_addr()?;
-        Ok((bound, tokio::spawn(self.clone().serve(listener))))
+        let admin = match self.config().admin_addr()? {
+            Some(a) => {
+                let l = bind(a).await?;
+                *self.shared.admin_bound.lock() = Some(l.local_addr()?);
+                Some(l)
+            }
+            None => None,
+        };
+        let relay = self.clone();
+        Ok((
+            bound,
+            tokio::spawn(async move {
+                let admin = admin.map(|l| tokio::spawn(relay.clone().serve_admin(l)));
+                let served = relay.serve(listener).await;
+                if let Some(a) = admin {
+                    a.await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+                }
+                served
+            }),
+        ))
+    }
+
+    /// The address `[admin] listen` was bound to by [`Relay::spawn`].
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        *self.shared.admin_bound.lock()
+    }
+
+    /// Serves the HTTP surface (health, `/metrics`, the API; not `/ws`) on
+    /// `listener` until the relay has shut down. [`Relay::spawn`] calls it
+    /// for `[admin] listen`; a host may call it on a listener of its own.
+    pub async fn serve_admin(self, listener: tokio::net::TcpListener) -> Result<()> {
+        listener::serve_admin(self.shared.clone(), listener).await
+    }
+
+    /// Answers a request for the HTTP surface (`/healthz`, `/readyz`,
+    /// `/metrics`, `/api/…`; anything else is a JSON 404), for a host that
+    /// runs its own hyper or axum server and mounts these paths. `peer`
+    /// is the caller's address (development mode opens the API to
+    /// loopback callers only).
+    pub async fn handle_http<B>(
+        &self,
+        req: hyper::Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> hyper::Response<crate::http::Body>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        crate::http::handle(&self.shared, req, peer, crate::http::Surface::All).await
     }
 
     /// Runs the relay protocol on a WebSocket the host already accepted (on
@@ -540,6 +633,42 @@ impl Relay {
         }
     }
 
+    /// Ends every session of `user` (close 4005, not resumable), as
+    /// [`Relay::disconnect`] does for one. Returns how many it ended.
+    pub fn disconnect_user(&self, user: &str) -> usize {
+        let mut sessions = Vec::new();
+        self.shared
+            .router
+            .store()
+            .for_user(user, &mut |s| sessions.push(s.clone()));
+        for s in &sessions {
+            end_session(&self.shared, s, close::KICKED, "disconnected by the host");
+        }
+        sessions.len()
+    }
+
+    /// Who is in `group`: each user with how many of their sessions are
+    /// members, and how many member sessions have no user.
+    pub fn presence(&self, group: &str) -> Presence {
+        let mut users: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut anonymous = 0;
+        self.shared
+            .router
+            .store()
+            .for_members(group, &mut |s| match &s.user {
+                Some(u) => *users.entry(u.to_string()).or_default() += 1,
+                None => anonymous += 1,
+            });
+        Presence {
+            group: group.to_owned(),
+            members: users
+                .into_iter()
+                .map(|(user, sessions)| PresenceMember { user, sessions })
+                .collect(),
+            anonymous,
+        }
+    }
+
     /// Every session, sorted by id.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         let mut v = Vec::new();
@@ -578,7 +707,7 @@ impl Relay {
             connections_accepted: self.shared.accepted.load(Ordering::Relaxed),
             connections_open: self.shared.active.load(Ordering::SeqCst),
             sessions: self.shared.router.store().len(),
-            deliveries: r.deliveries.load(Ordering::Relaxed),
+            deliveries: r.deliveries(),
             dropped: r.dropped.load(Ordering::Relaxed),
             slow_consumers: r.slow_consumers.load(Ordering::Relaxed),
             trimmed: self.shared.router.budget().trimmed(),
@@ -665,6 +794,15 @@ fn remove_session(shared: &Shared, s: &Arc<crate::session::Session>, reason: &st
         user: s.user.as_ref().map(|u| u.to_string()),
         reason: reason.to_owned(),
     });
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })
 }
 
 /// Reloads the TLS certificate when its files change.

@@ -16,8 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connection::{Conn, End};
 use super::HostEvent;
+use crate::metrics::{monotonic_ns, LocalLatency};
 use crate::protocol::{close, ServerFrame};
 use crate::session::Unsent;
+use std::sync::atomic::Ordering;
 
 /// Items moved from the outbox per lock; the writer loops for more.
 const MAX_BATCH: usize = 256;
@@ -57,27 +59,49 @@ where
         }
         let mut seq_text = itoa::Buffer::new();
         let mut taken = 0;
+        let metrics = &self.shared.metrics;
+        // One clock read per drain; latencies are added to the shared
+        // histogram once, after the session's lock is released.
+        let now = if metrics.on { monotonic_ns() } else { 0 };
+        let mut latency = LocalLatency::default();
+        let (mut gaps, mut resent) = (0u64, 0u64);
+        let resent_up_to = st.outbox.resent_up_to();
         let more = st.outbox.send_next(MAX_BATCH, |item| {
             taken += 1;
             match item {
                 Unsent::Message(seq, d) => {
                     let [a, b, c] = d.frame_parts(seq_text.format(seq));
                     out.text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
-                }
-                Unsent::Gap(from_seq, to_seq) => out.text(
-                    &ServerFrame::Gap {
-                        from_seq,
-                        to_seq,
-                        reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
+                    if seq <= resent_up_to {
+                        resent += 1;
+                    } else if now != 0 {
+                        latency.observe(now.saturating_sub(d.born()));
                     }
-                    .encode(),
-                ),
+                }
+                Unsent::Gap(from_seq, to_seq) => {
+                    gaps += 1;
+                    out.text(
+                        &ServerFrame::Gap {
+                            from_seq,
+                            to_seq,
+                            reason: crate::session::outbox::GAP_REASON_OUTBOX_FULL.to_owned(),
+                        }
+                        .encode(),
+                    )
+                }
             }
             // Large messages: write what is encoded before taking more.
             out.len() < MAX_TURN_BYTES
         });
         st.writer_caught_up(self.shared.router.limits());
         drop(st);
+        metrics.latency.add(&latency);
+        if gaps > 0 {
+            metrics.gaps.fetch_add(gaps, Ordering::Relaxed);
+        }
+        if resent > 0 {
+            metrics.redeliveries.fetch_add(resent, Ordering::Relaxed);
+        }
         self.streaming = taken > 1;
         if more {
             self.link.wake();

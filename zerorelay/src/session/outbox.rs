@@ -34,6 +34,9 @@ pub struct Outbox {
     next: u64,
     acked: u64,
     sent: u64,
+    /// The highest seq handed to a writer before the last resume: items up
+    /// to it are sent again.
+    resent_up_to: u64,
     dropped_total: u64,
 }
 
@@ -54,6 +57,7 @@ impl Outbox {
             next: 1,
             acked: 0,
             sent: 0,
+            resent_up_to: 0,
             dropped_total: 0,
         }
     }
@@ -125,6 +129,12 @@ impl Outbox {
         self.sent
     }
 
+    /// Items with a seq up to this one were handed to a writer before the
+    /// last resume: sending them now is a redelivery.
+    pub fn resent_up_to(&self) -> u64 {
+        self.resent_up_to
+    }
+
     /// Deliveries not yet handed to the writer.
     pub fn unsent(&self) -> u64 {
         self.last_seq() - self.sent
@@ -193,6 +203,7 @@ impl Outbox {
             ));
         }
         self.release(last_seq);
+        self.resent_up_to = self.resent_up_to.max(self.sent);
         self.sent = self.acked;
         self.unsent_bytes = self.bytes;
         Ok(())

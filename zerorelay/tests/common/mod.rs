@@ -47,6 +47,15 @@ pub async fn start_with(builder: RelayBuilder) -> Server {
 }
 
 impl Server {
+    /// A relay the test started itself.
+    pub fn from_parts(
+        relay: Relay,
+        addr: SocketAddr,
+        task: tokio::task::JoinHandle<zerorelay::Result<()>>,
+    ) -> Server {
+        Server { relay, addr, task }
+    }
+
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
