@@ -11,7 +11,7 @@ export PROMTOOL ?= $(CARGO_TARGET_DIR)/tools/usr/bin/promtool
 GO ?= go
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run promtool bench-rbac test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
+.PHONY: help run promtool bench-rbac bench-metrics test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench-profile: bench-build ## Only the benchmark profile (callgrind, perf stat),
 bench-rbac: bench-build ## Permission checks: ns and allocations per check (200 patterns), and fan-out with 20 roles against none.
 	$(CARGO_TARGET_DIR)/release/rbac_check
 	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py --rbac
+
+bench-metrics: bench-build ## Fan-out with metrics on against off (and the bare relay), in one run.
+	$(CARGO_TARGET_DIR)/bench-venv/bin/python bench/run.py --metrics
 
 bench-build:
 	$(CARGO) build --release -p zerorelay --features cli --bin zerorelay

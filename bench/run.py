@@ -505,10 +505,25 @@ def rbac():
     rbac_config(cfg)
     off = SERVERS[0]
     on = ("zerorelay+rbac", [*off[1], "--config", cfg], off[2], off[3])
+    compare(off, on)
+
+
+def metrics():
+    """Fan-out with metrics on (the default) and off, alternating, with the
+    bare tokio-tungstenite relay as the baseline of the same run."""
+    on = SERVERS[0]
+    off = ("zerorelay-metrics-off", [*on[1], "--set", "metrics.enabled=false"], on[2], on[3])
+    compare(off, on, SERVERS[1])
+
+
+def compare(off, on, baseline=None):
+    """Runs the fan-out scenario for each server in turn, RUNS times,
+    alternating the order, and prints each one's rates."""
     scenario = SCENARIOS[0]
-    rows = {off[0]: [], on[0]: []}
+    servers = [off, on] + ([baseline] if baseline else [])
+    rows = {s[0]: [] for s in servers}
     for run in range(RUNS):
-        for server in ([off, on] if run % 2 == 0 else [on, off]):
+        for server in (servers if run % 2 == 0 else servers[::-1]):
             r = run_one(server, scenario)
             if r is not None:
                 print(json.dumps(r))
@@ -522,6 +537,9 @@ def main():
     raise_fd_limit()
     if sys.argv[1:] == ["--rbac"]:
         rbac()
+        return
+    if sys.argv[1:] == ["--metrics"]:
+        metrics()
         return
     if sys.argv[1:] == ["--profile"]:
         # Profile only, then the report again from the saved results.

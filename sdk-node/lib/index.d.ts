@@ -289,11 +289,19 @@ export interface SessionInfo {
 
 export interface ServerEvents {
   /** A client said hello and was welcomed (`resumed`: an existing session). */
-  connected: [{ session: string; user: string | null; resumed: boolean; remote: string | null }]
+  connected: [{ session: string; user: string | null; resumed: boolean; remote: string | null; roles: string[] }]
   /** A connection ended; the session stays resumable unless 'ended' follows. */
   disconnected: [{ session: string; user: string | null; reason: string }]
   /** A session ended for good (closed by its client, by the host, or expired). */
   ended: [{ session: string; user: string | null; reason: string }]
+  /** A session joined a group. */
+  joined: [{ session: string; user: string | null; group: string }]
+  /** A session left a group (by leave, or because it ended). */
+  left: [{ session: string; user: string | null; group: string }]
+  /** A client routed a message (only with `hooks: { messages: true }` in the config). */
+  message: [{ kind: 'direct' | 'group' | 'broadcast'; session: string; user: string | null; group: string | null; to: string | null; bytes: number }]
+  /** The server refused a client's frame with an error. */
+  clientError: [{ session: string | null; code: string; message: string; frameType: string }]
   /** The listeners fell more than 1,024 events behind and missed these. */
   lagged: [{ missed: number }]
 }

@@ -137,7 +137,7 @@ function call (fn) {
   }
 }
 
-const SESSION_EVENTS = new Set(['connected', 'disconnected', 'ended', 'lagged'])
+const SESSION_EVENTS = new Set(['connected', 'disconnected', 'ended', 'joined', 'left', 'message', 'clientError', 'lagged'])
 
 class Server extends EventEmitter {
   #native
@@ -239,9 +239,16 @@ class Server extends EventEmitter {
         for (const e of JSON.parse(batch)) {
           try {
             if (e.type === 'connected') {
-              this.emit('connected', { session: e.session, user: e.user ?? null, resumed: e.resumed, remote: e.remote ?? null })
+              this.emit('connected', { session: e.session, user: e.user ?? null, resumed: e.resumed, remote: e.remote ?? null, roles: e.roles ?? [] })
             } else if (e.type === 'disconnected' || e.type === 'ended') {
               this.emit(e.type, { session: e.session, user: e.user ?? null, reason: e.reason })
+            } else if (e.type === 'joined' || e.type === 'left') {
+              this.emit(e.type, { session: e.session, user: e.user ?? null, group: e.group })
+            } else if (e.type === 'message') {
+              this.emit('message', { kind: e.kind, session: e.session, user: e.user ?? null, group: e.group ?? null, to: e.to ?? null, bytes: e.bytes })
+            } else if (e.type === 'error') {
+              // Not 'error': an EventEmitter throws on an 'error' nobody listens to.
+              this.emit('clientError', { session: e.session ?? null, code: e.code, message: e.message, frameType: e.frame_type })
             } else if (e.type === 'lagged') {
               this.emit('lagged', { missed: e.missed })
             }

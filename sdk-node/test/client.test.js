@@ -131,6 +131,26 @@ test('close returns although nobody reads the messages', async (t) => {
   assert.equal(c.state, 'closed')
 })
 
+test('the server tells its listeners about joins, leaves, messages and refused frames', async (t) => {
+  const s = await Server.start({ hooks: { messages: true } })
+  t.after(() => s.close())
+  const seen = []
+  for (const e of ['joined', 'left', 'message', 'clientError']) s.on(e, (v) => seen.push([e, v]))
+  const a = await connect(s.url, { user: 'alice' })
+  t.after(() => a.close())
+  await a.join('room')
+  await a.publish('room', { hi: 1 })
+  await a.leave('room')
+  await assert.rejects(a.send({ to: 'nobody' }, 1), { code: 'not_found' })
+  const until = Date.now() + 5000
+  while (seen.length < 4 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(seen.map(([e]) => e), ['joined', 'message', 'left', 'clientError'])
+  assert.deepEqual(seen[0][1], { session: a.session, user: 'alice', group: 'room' })
+  assert.deepEqual(seen[1][1], { kind: 'group', session: a.session, user: 'alice', group: 'room', to: null, bytes: 8 })
+  assert.equal(seen[3][1].code, 'not_found')
+  assert.equal(seen[3][1].frameType, 'send')
+})
+
 test('the server tells its listeners about sessions connecting, resuming and ending', async (t) => {
   const s = await Server.start()
   t.after(() => s.close())

@@ -38,6 +38,37 @@ async def test_connect_resume_and_end_reach_the_event_iterator() -> None:
     await asyncio.wait_for(watcher, 5)
 
 
+async def test_joins_leaves_and_refused_frames_reach_the_event_iterator() -> None:
+    async with zerorelay.Server() as server:
+        seen: list[zerorelay.ServerEvent] = []
+
+        async def watch() -> None:
+            async for e in server.events():
+                seen.append(e)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.05)
+        async with zerorelay.connect(server.url, user="alice") as client:
+            await client.join("room")
+            await client.leave("room")
+            try:
+                await client.send(1, to="nobody")
+            except zerorelay.ZerorelayError:
+                pass
+            for _ in range(200):
+                if any(e.type == "error" for e in seen):
+                    break
+                await asyncio.sleep(0.02)
+        types = [e.type for e in seen]
+        assert types[:4] == ["connected", "joined", "left", "error"], types
+        assert seen[0].roles == []
+        assert (seen[1].group, seen[1].user) == ("room", "alice")
+        assert seen[2].group == "room"
+        assert (seen[3].code, seen[3].frame_type) == ("not_found", "send")
+        assert seen[3].message
+    await asyncio.wait_for(watcher, 5)
+
+
 def test_the_blocking_iterator_ends_when_the_server_closes() -> None:
     with zerorelay.sync.Server() as server:
         seen: list[str] = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional
 
 __all__ = [
     "Answer",
@@ -224,19 +224,41 @@ class Stats:
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """Something that happened to a session on an embedded server.
+    """Something that happened on an embedded server.
 
     ``type`` is ``"connected"`` (a client was welcomed; ``resumed`` says
-    whether it resumed an existing session), ``"disconnected"`` (a connection
-    ended; the session stays resumable unless ``"ended"`` follows),
-    ``"ended"`` (the session ended for good: closed by its client, by the
-    host, or expired) or ``"lagged"`` (the reader fell more than 1,024 events
-    behind and ``missed`` were dropped)."""
+    whether it resumed an existing session, ``roles`` what its credentials
+    carry), ``"disconnected"`` (a connection ended; the session stays
+    resumable unless ``"ended"`` follows), ``"ended"`` (the session ended for
+    good: closed by its client, by the host, or expired), ``"joined"`` and
+    ``"left"`` (a session joined or left ``group``), ``"error"`` (the server
+    refused a client's frame: ``code``, ``message``, ``frame_type``),
+    ``"message"`` (with the ``hooks.messages`` setting: a client routed a
+    message of ``kind`` to ``group`` or ``to``, ``bytes`` long) or
+    ``"lagged"`` (the reader fell more than 1,024 events behind and
+    ``missed`` were dropped)."""
 
     type: str
     session: Optional[str] = None
     user: Optional[str] = None
     resumed: bool = False
     remote: Optional[str] = None
+    roles: Optional[List[str]] = None
     reason: Optional[str] = None
+    group: Optional[str] = None
+    kind: Optional[str] = None
+    to: Optional[str] = None
+    bytes: int = 0
+    code: Optional[str] = None
+    message: Optional[str] = None
+    frame_type: Optional[str] = None
     missed: int = 0
+
+    @classmethod
+    def from_json(cls, e: Dict[str, Any]) -> "ServerEvent":
+        """An event from the server's JSON (fields a newer server adds are
+        left out)."""
+        return cls(**{k: v for k, v in e.items() if k in _SERVER_EVENT_FIELDS})
+
+
+_SERVER_EVENT_FIELDS = frozenset(f.name for f in fields(ServerEvent))

@@ -395,7 +395,7 @@ class Server:
             if batch is None:
                 return
             for e in json.loads(batch):
-                yield ServerEvent(**e)
+                yield ServerEvent.from_json(e)
 
     def events_blocking(self) -> Iterator[ServerEvent]:
         """`events()` for code without an event loop (blocks between events)."""
@@ -407,7 +407,7 @@ class Server:
                 return
             if batch is not None:
                 for e in json.loads(batch):
-                    yield ServerEvent(**e)
+                    yield ServerEvent.from_json(e)
 
     # --- lifecycle --------------------------------------------------------
 

@@ -24,6 +24,7 @@
 //! - [`http`]: the HTTP surface beside `/ws`: health, `/metrics`, the
 //!   server API.
 //! - [`metrics`]: the counters behind `/metrics`.
+//! - `alerts`: the `[alerts]` webhook, fed by the same counters.
 //! - `client` (feature `client`): the client engine, sans-IO, and its tokio
 //!   driver, shared by every SDK.
 //! - `log_forward` (feature `log-forward`): the core's log events as JSON
@@ -44,6 +45,7 @@
 //! # }
 //! ```
 
+mod alerts;
 pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;

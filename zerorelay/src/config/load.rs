@@ -125,6 +125,8 @@ const OPTIONAL_STRINGS: &[&str] = &[
     "tls.cert_file",
     "tls.key_file",
     "admin.listen",
+    "alerts.url",
+    "alerts.ca_file",
 ];
 
 /// Tables whose keys are data (`auth.tokens`: token → user), set from text

@@ -49,6 +49,79 @@ pub struct Config {
     pub api: ApiConfig,
     /// `GET /metrics`.
     pub metrics: MetricsConfig,
+    /// Host event hooks.
+    pub hooks: HooksConfig,
+    /// The alert webhook.
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: a webhook told when a threshold is crossed and when it
+/// clears. Each threshold is measured over `window_ms`; 0 turns it off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where alerts are POSTed (JSON). Unset: no alerts.
+    pub url: Option<String>,
+    /// A PEM CA bundle to trust for `url`, besides the system's roots.
+    pub ca_file: Option<String>,
+    /// How often the thresholds are checked, in milliseconds.
+    pub check_ms: u64,
+    /// The window each rate is measured over, in milliseconds.
+    pub window_ms: u64,
+    /// POSTs per minute at most; a change of state over it waits for the
+    /// next check.
+    pub max_per_minute: u32,
+    /// How long a POST may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Error frames sent per second.
+    pub error_rate: f64,
+    /// Failed authentications per second.
+    pub auth_failure_rate: f64,
+    /// Deliveries dropped per second (each one a client's gap).
+    pub drop_rate: f64,
+    /// Slow-consumer closes within the window.
+    pub slow_consumer_closes: f64,
+    /// Open connections as a fraction of `server.max_connections` (0.9: 90%).
+    pub connections_ratio: f64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            url: None,
+            ca_file: None,
+            check_ms: 10_000,
+            window_ms: 60_000,
+            max_per_minute: 10,
+            timeout_ms: 5_000,
+            error_rate: 10.0,
+            auth_failure_rate: 5.0,
+            drop_rate: 1.0,
+            slow_consumer_closes: 10.0,
+            connections_ratio: 0.9,
+        }
+    }
+}
+
+/// `[hooks]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Events each hook may have waiting; beyond it events are dropped
+    /// (and counted), never waited for.
+    pub queue: usize,
+    /// Also tell hooks and event subscribers about every message a client
+    /// routes (its kind, sender, group or recipient and size; not its data).
+    pub messages: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            queue: 4_096,
+            messages: false,
+        }
+    }
 }
 
 /// `[admin]`
@@ -508,6 +581,32 @@ impl Config {
             1,
             10_000_000,
         )?;
+        range("hooks.queue", self.hooks.queue, 1, 10_000_000)?;
+        let a = &self.alerts;
+        if let Some(u) = &a.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "`alerts.url` must be an http:// or https:// URL, got {u:?}"
+                )));
+            }
+        }
+        range("alerts.check_ms", a.check_ms, 50, 3_600_000)?;
+        range("alerts.window_ms", a.window_ms, a.check_ms, 86_400_000)?;
+        range("alerts.max_per_minute", a.max_per_minute, 1, 10_000)?;
+        range("alerts.timeout_ms", a.timeout_ms, 10, 600_000)?;
+        for (name, v) in [
+            ("alerts.error_rate", a.error_rate),
+            ("alerts.auth_failure_rate", a.auth_failure_rate),
+            ("alerts.drop_rate", a.drop_rate),
+            ("alerts.slow_consumer_closes", a.slow_consumer_closes),
+            ("alerts.connections_ratio", a.connections_ratio),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::Config(format!(
+                    "`{name}` must be a number of at least 0 (0 turns it off), got {v}"
+                )));
+            }
+        }
         let t = &self.tls;
         if t.cert_file.is_some() != t.key_file.is_some() {
             return Err(Error::Config(

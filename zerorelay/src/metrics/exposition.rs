@@ -249,8 +249,8 @@ impl Collector for Scrape {
         counter(
             e,
             "zerorelay_hook_events_dropped",
-            "Host events not delivered because a subscriber's queue was full.",
-            load(&m.hook_events_dropped),
+            "Host events not delivered because a hook's queue (hooks.queue) was full or a subscriber fell behind.",
+            load(&shared.events.dropped),
         )?;
         {
             let mut f = e.encode_descriptor(

@@ -52,7 +52,6 @@ impl<L: LabelSet, const N: usize> Family<L, N> {
         self.counts[l.index()].fetch_add(n, Ordering::Relaxed);
     }
 
-    #[cfg(test)]
     pub(crate) fn get(&self, l: L) -> u64 {
         self.counts[l.index()].load(Ordering::Relaxed)
     }
@@ -337,7 +336,6 @@ pub struct Metrics {
     pub(crate) redeliveries: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) rate_limited: Family<RateLimit, { RateLimit::COUNT }>,
-    pub(crate) hook_events_dropped: AtomicU64,
     pub(crate) latency: Latency,
     http: [[AtomicU64; STATUSES.len()]; Endpoint::COUNT],
 }
@@ -360,7 +358,6 @@ impl Metrics {
             redeliveries: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
             rate_limited: Family::default(),
-            hook_events_dropped: AtomicU64::new(0),
             latency: Latency::default(),
             http: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }

@@ -345,6 +345,7 @@ where
             Message::Text(t) => self.on_text(&t),
             Message::Binary(_) => {
                 self.shared.metrics.frame(crate::metrics::FrameType::Binary);
+                self.frame_type = "binary";
                 self.reply_error(
                     None,
                     ErrorCode::Unsupported,

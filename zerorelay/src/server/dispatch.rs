@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connection::{Conn, End};
 use super::held::{Held, HeldRequest};
-use super::{now_ms, RpcContext};
+use super::{now_ms, HostEvent, RpcContext};
 use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
 use crate::error::{ErrorCode, ProtocolError};
@@ -21,6 +21,44 @@ use crate::metrics::{AuthFailure, FrameType, RateLimit};
 use crate::protocol::client::{self as wire, ClientFrame, RequestId, Target};
 use crate::protocol::{close, Delivery, DeliveryKind, ServerFrame};
 use crate::session::RecentReply;
+
+/// Counts an error sent to a client, logs it as a `tracing` event with
+/// stable fields (`code`, `session`, `frame_type`; at `error` level for
+/// `internal`, which is the relay's or a hook's failure, else at `debug`),
+/// and tells the host's hooks.
+pub(crate) fn report_error(
+    shared: &super::Shared,
+    session: Option<&str>,
+    code: ErrorCode,
+    message: &str,
+    frame_type: &str,
+) {
+    shared.metrics.errors.inc(code);
+    let c = code.as_str();
+    if code == ErrorCode::Internal {
+        tracing::error!(
+            code = c,
+            session,
+            frame_type,
+            message,
+            "Answered a client with an internal error."
+        );
+    } else {
+        tracing::debug!(
+            code = c,
+            session,
+            frame_type,
+            message,
+            "Refused a client's request."
+        );
+    }
+    shared.events.emit(|| HostEvent::Error {
+        session: session.map(str::to_owned),
+        code: c.to_owned(),
+        message: message.to_owned(),
+        frame_type: frame_type.to_owned(),
+    });
+}
 
 /// The metrics label of a frame.
 fn frame_type(f: &ClientFrame<'_>) -> FrameType {
@@ -67,6 +105,7 @@ where
             Ok(f) => f,
             Err(e) => {
                 self.shared.metrics.frame(FrameType::Invalid);
+                self.frame_type = "invalid";
                 return self.reply_error(e.id.as_ref(), e.error.code, &e.error.message, true);
             }
         };
@@ -200,7 +239,7 @@ where
         let frame = match &result {
             Ok(()) => ServerFrame::ok(&id),
             Err(e) => {
-                self.shared.metrics.errors.inc(e.code);
+                self.report_error(e.code, &e.message);
                 ServerFrame::error(Some(&id), e.code, &e.message)
             }
         }
@@ -245,6 +284,7 @@ where
     }
 
     pub(super) fn route_send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
+        self.message_event(DeliveryKind::Direct, None, Some(target), data);
         let d = self.delivery(DeliveryKind::Direct, None, data);
         let router = &self.shared.router;
         match target {
@@ -270,6 +310,7 @@ where
         data: &RawValue,
         echo: bool,
     ) -> Result<(), ProtocolError> {
+        self.message_event(DeliveryKind::Group, Some(group), None, data);
         let d = self.delivery(DeliveryKind::Group, Some(group), data);
         let exclude = (!echo).then_some(&*self.session);
         let n = self.shared.router.to_group(group, exclude, &d);
@@ -311,6 +352,7 @@ where
                 ),
             ));
         }
+        self.message_event(DeliveryKind::Broadcast, None, None, data);
         let d = self.delivery(DeliveryKind::Broadcast, None, data);
         let exclude = (!echo).then_some(&*self.session);
         self.shared.router.to_all(exclude, &d);
@@ -344,14 +386,62 @@ where
         if self.session.is_ended() {
             // The session ended while joining: undo, so no membership dangles.
             store.leave(&group, &self.session.id);
+            return Ok(());
         }
+        self.shared.events.emit(|| HostEvent::Joined {
+            session: self.session.id.to_string(),
+            user: self.identity.user.clone(),
+            group: group.to_string(),
+        });
         Ok(())
     }
 
     fn leave(&self, group: &str) -> Result<(), ProtocolError> {
-        self.session.lock().groups.remove(group);
+        let was = self.session.lock().groups.remove(group);
         self.shared.router.store().leave(group, &self.session.id);
+        if was {
+            self.shared.events.emit(|| HostEvent::Left {
+                session: self.session.id.to_string(),
+                user: self.identity.user.clone(),
+                group: group.to_owned(),
+            });
+        }
         Ok(())
+    }
+
+    /// Counts an error sent to this client, logs it and tells the hooks.
+    pub(super) fn report_error(&self, code: ErrorCode, message: &str) {
+        report_error(
+            &self.shared,
+            Some(&self.session.id),
+            code,
+            message,
+            self.frame_type,
+        );
+    }
+
+    /// Tells the hooks about a message this client routed (`hooks.messages`).
+    fn message_event(
+        &self,
+        kind: DeliveryKind,
+        group: Option<&str>,
+        to: Option<&Target>,
+        data: &RawValue,
+    ) {
+        if !self.shared.events.messages {
+            return;
+        }
+        self.shared.events.emit(|| HostEvent::Message {
+            kind: kind.as_str().to_owned(),
+            session: self.session.id.to_string(),
+            user: self.identity.user.clone(),
+            group: group.map(str::to_owned),
+            to: to.map(|t| match t {
+                Target::User(u) => u.to_string(),
+                Target::Session(s) => s.to_string(),
+            }),
+            bytes: data.get().len(),
+        });
     }
 
     /// The handler's future; with a host authorizer, the handler starts
@@ -457,7 +547,7 @@ where
         let fut = match call {
             Ok(fut) => fut,
             Err(e) => {
-                self.shared.metrics.errors.inc(e.code);
+                self.report_error(e.code, &e.message);
                 let frame = ServerFrame::error(Some(&id), e.code, &e.message).encode();
                 self.session
                     .lock()
@@ -497,9 +587,9 @@ where
                     ServerFrame::error(Some(&id), ErrorCode::Internal, "the rpc handler failed")
                 }
             };
-            if let ServerFrame::Error { code, .. } = &frame {
+            if let ServerFrame::Error { code, message, .. } = &frame {
                 if let Some(c) = ErrorCode::ALL.iter().find(|c| c.as_str() == code) {
-                    shared.metrics.errors.inc(*c);
+                    report_error(&shared, Some(&session.id), *c, message, "rpc");
                 }
             }
             let frame = frame.encode();
@@ -536,7 +626,7 @@ where
         message: &str,
         strike: bool,
     ) -> Result<(), End> {
-        self.shared.metrics.errors.inc(code);
+        self.report_error(code, message);
         self.write(&ServerFrame::error(id, code, message).encode())?;
         if strike && self.strikes.strike(Instant::now()) {
             self.shared.metrics.rate_limited.inc(RateLimit::Abuse);

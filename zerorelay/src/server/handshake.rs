@@ -61,7 +61,7 @@ where
                 .handshake_failures
                 .inc(HandshakeFailure::Auth);
             shared.metrics.auth_failures.inc(auth_failure(e.code));
-            shared.metrics.errors.inc(e.code);
+            super::dispatch::report_error(&shared, None, e.code, &e.message, "hello");
             tracing::debug!(?peer, error = %e, "Refused a connection whose authentication failed.");
             // The authenticator failing (its backend down) is not the
             // client's fault: 1011, which a client retries.
@@ -78,7 +78,13 @@ where
                 .handshake_failures
                 .inc(HandshakeFailure::Auth);
             shared.metrics.auth_failures.inc(AuthFailure::Timeout);
-            shared.metrics.errors.inc(ErrorCode::Internal);
+            super::dispatch::report_error(
+                &shared,
+                None,
+                ErrorCode::Internal,
+                "authentication did not finish in time",
+                "hello",
+            );
             tracing::warn!(?peer, "Closed a connection whose authentication did not finish within server.hello_timeout_ms.");
             refuse(
                 &mut ws,
@@ -133,6 +139,7 @@ where
         user: session.user.as_ref().map(|u| u.to_string()),
         resumed,
         remote: peer.map(|p| p.to_string()),
+        roles: identity.roles.iter().map(|r| r.to_string()).collect(),
     });
     let m = &shared.metrics;
     m.opened.fetch_add(1, Ordering::Relaxed);
@@ -222,8 +229,8 @@ where
                     .metrics
                     .handshake_failures
                     .inc(HandshakeFailure::BadHello);
-                if let Some((c, _)) = error {
-                    shared.metrics.errors.inc(c);
+                if let Some((c, m)) = error {
+                    super::dispatch::report_error(shared, None, c, m, "hello");
                 }
                 refuse_raw(ws, error, code, reason).await;
                 return None;
@@ -260,7 +267,7 @@ where
             .metrics
             .handshake_failures
             .inc(HandshakeFailure::BadHello);
-        shared.metrics.errors.inc(refusal.0);
+        super::dispatch::report_error(shared, None, refusal.0, &refusal.1, "hello");
         refuse(
             ws,
             Some((refusal.0, &refusal.1)),

@@ -46,6 +46,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<
     };
     tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
     shared.set_listening(true);
+    if shared.config.alerts.url.is_some() {
+        tokio::spawn(crate::alerts::watch(shared.clone(), addr.to_string()));
+    }
     accept(&shared, &listener, |tcp, peer| {
         tokio::spawn(handle_tcp(shared.clone(), tcp, peer, surface));
     })

@@ -53,7 +53,7 @@ use crate::protocol::{close, Delivery, DeliveryKind};
 use crate::router::Router;
 use crate::session::{ExpiryQueue, MemoryStore, OutboxBudget, SessionLimits, SessionStore};
 
-pub use events::HostEvent;
+pub use events::{EventHook, HostEvent};
 pub use rpc::{RpcContext, RpcRegistry, RpcResult};
 
 /// The server name and version sent in `welcome`.
@@ -67,6 +67,7 @@ pub struct RelayBuilder {
     rpc: RpcRegistry,
     validators: Vec<(String, Arc<dyn crate::validate::Validator>)>,
     authorizer: Option<Arc<dyn crate::auth::Authorizer>>,
+    hooks: Vec<Arc<dyn events::EventHook>>,
 }
 
 impl RelayBuilder {
@@ -104,6 +105,15 @@ impl RelayBuilder {
     /// waiting, implement [`Authenticator::authorize`] instead.
     pub fn authorizer(mut self, authorizer: impl crate::auth::Authorizer) -> Self {
         self.authorizer = Some(Arc::new(authorizer));
+        self
+    }
+
+    /// Tells `hook` what happens on the relay ([`HostEvent`]), on a thread
+    /// of its own fed by a queue of `hooks.queue` events: a hook that falls
+    /// behind misses events (counted in
+    /// `zerorelay_hook_events_dropped_total`) and never slows routing.
+    pub fn hook(mut self, hook: impl events::EventHook) -> Self {
+        self.hooks.push(Arc::new(hook));
         self
     }
 
@@ -175,7 +185,7 @@ impl RelayBuilder {
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
             ws_config,
             shutdown,
-            events: events::HostEvents::new(),
+            events: events::HostEvents::new(self.hooks, c.hooks.queue, c.hooks.messages),
             metrics: crate::metrics::Metrics::new(c.metrics.enabled),
             idempotency: crate::http::Idempotency::new(
                 Duration::from_millis(c.api.idempotency_ttl_ms),
@@ -382,6 +392,7 @@ impl Relay {
             store: None,
             validators: Vec::new(),
             authorizer: None,
+            hooks: Vec::new(),
             rpc: RpcRegistry::default(),
         }
     }
@@ -786,6 +797,16 @@ pub(crate) fn end_session(
 /// server-wide count, and tells the host.
 fn remove_session(shared: &Shared, s: &Arc<crate::session::Session>, reason: &str) {
     let store = shared.router.store();
+    if shared.events.listened() {
+        let groups: Vec<String> = s.lock().groups.iter().map(|g| g.to_string()).collect();
+        for group in groups {
+            shared.events.emit(|| HostEvent::Left {
+                session: s.id.to_string(),
+                user: s.user.as_ref().map(|u| u.to_string()),
+                group,
+            });
+        }
+    }
     store.remove(s);
     let bytes = s.lock().outbox.bytes();
     shared.router.budget().add(-(bytes as i64));
