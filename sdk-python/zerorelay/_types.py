@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 __all__ = [
     "Answer",
@@ -243,7 +243,7 @@ class ServerEvent:
     user: Optional[str] = None
     resumed: bool = False
     remote: Optional[str] = None
-    roles: Optional[List[str]] = None
+    roles: Optional[list[str]] = None
     reason: Optional[str] = None
     group: Optional[str] = None
     kind: Optional[str] = None
@@ -255,7 +255,7 @@ class ServerEvent:
     missed: int = 0
 
     @classmethod
-    def from_json(cls, e: Dict[str, Any]) -> "ServerEvent":
+    def from_json(cls, e: dict[str, Any]) -> ServerEvent:
         """An event from the server's JSON (fields a newer server adds are
         left out)."""
         return cls(**{k: v for k, v in e.items() if k in _SERVER_EVENT_FIELDS})

@@ -396,3 +396,54 @@ fn the_jwt_and_tls_example_configuration_loads_with_its_secret_masked() {
         "{text}"
     );
 }
+
+#[test]
+fn config_check_validates_a_file_and_every_file_it_names_without_starting() {
+    let dir = std::env::temp_dir().join(format!("zerorelay-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    let schema = dir.join("chat.json");
+    std::fs::write(&schema, r#"{"type":"object"}"#).unwrap();
+    std::fs::write(
+        &good,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[validate]]\ngroup = \"chat-*\"\nschema_file = {:?}\n",
+            schema.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = run(&["config", "--check", good.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+
+    let cases = [
+        (
+            "typo.toml",
+            "[server]\nlisten_address = \"x\"\n".to_owned(),
+            "listen_address",
+        ),
+        (
+            "schema.toml",
+            "[[validate]]\ngroup = \"chat-*\"\nschema_file = \"/nonexistent/s.json\"\n".to_owned(),
+            "/nonexistent/s.json",
+        ),
+        (
+            "key.toml",
+            "[auth.jwt]\npublic_key_file = \"/nonexistent/key.pem\"\n".to_owned(),
+            "/nonexistent/key.pem",
+        ),
+    ];
+    for (name, text, named) in cases {
+        let f = dir.join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = run(&["config", "--check", f.to_str().unwrap()], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(named), "{name}: {err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

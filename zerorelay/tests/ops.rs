@@ -652,3 +652,75 @@ async fn admin_listen_puts_the_http_surface_on_its_own_address() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_reload_changes_limits_on_live_connections_and_a_restart_only_change_is_refused() {
+    let mut c = config();
+    c.limits.max_frame_bytes = 4096;
+    let s = start(c.clone()).await;
+    let mut a = Client::connect(&s, "alice").await;
+    a.ok(json!({"type":"join","id":1,"group":"g"})).await;
+    let big = "x".repeat(2000);
+    a.ok(json!({"type":"publish","id":2,"group":"g","data":big,"echo":true}))
+        .await;
+    a.message().await;
+    a.send(json!({"type":"broadcast","id":3,"data":1})).await;
+    a.error("forbidden").await;
+
+    // Lower the frame limit and allow client broadcast: the open
+    // connection takes both at its next frame.
+    let mut next = c.clone();
+    next.limits.max_frame_bytes = 1024;
+    next.limits.broadcast_per_sec = 100;
+    next.features.client_broadcast = true;
+    let changed = s.relay.reload(&next).unwrap();
+    assert_eq!(changed, ["[limits]", "[features]"]);
+    a.send(json!({"type":"publish","id":4,"group":"g","data":big}))
+        .await;
+    let e = a.error("too_large").await;
+    assert!(e["message"].as_str().unwrap().contains("1024"), "{e}");
+    a.ok(json!({"type":"broadcast","id":5,"data":1,"echo":true}))
+        .await;
+    assert_eq!(a.message().await["kind"], "broadcast");
+
+    // Changing the listen address, or raising the frame limit above its
+    // value at start, needs a restart: refused whole, nothing changes.
+    let mut moved = next.clone();
+    moved.server.listen = "127.0.0.1:1".into();
+    moved.features.client_broadcast = false;
+    let e = s.relay.reload(&moved).unwrap_err().to_string();
+    assert!(
+        e.contains("[server]") && e.contains("nothing was reloaded"),
+        "{e}"
+    );
+    let mut raised = next.clone();
+    raised.limits.max_frame_bytes = 8192;
+    let e = s.relay.reload(&raised).unwrap_err().to_string();
+    assert!(e.contains("limits.max_frame_bytes"), "{e}");
+    // A schema file that does not exist is refused too.
+    let mut schema = next.clone();
+    schema.validate.push(zerorelay::config::ValidateRule {
+        group: "g".into(),
+        schema_file: "/nonexistent/schema.json".into(),
+    });
+    assert!(s.relay.reload(&schema).is_err());
+    a.ok(json!({"type":"broadcast","id":6,"data":2,"echo":true}))
+        .await;
+    assert_eq!(a.message().await["data"], 2);
+    a.send(json!({"type":"publish","id":7,"group":"g","data":big}))
+        .await;
+    a.error("too_large").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn with_metrics_off_there_is_no_metrics_endpoint() {
+    let mut c = config();
+    c.metrics.enabled = false;
+    let s = start(c).await;
+    let (st, b) = call(http().get(format!("http://{}/metrics", s.addr))).await;
+    assert_eq!((st, b["code"].clone()), (404, json!("not_found")));
+    let (st, _) = call(http().get(format!("http://{}/healthz", s.addr))).await;
+    assert_eq!(st, 200);
+    s.stop().await;
+}

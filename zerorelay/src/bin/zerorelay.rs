@@ -24,11 +24,23 @@ struct Cli {
 enum Command {
     /// Run the relay.
     Serve(Options),
-    /// Print the effective configuration as TOML and exit.
-    Config(Options),
+    /// Print the effective configuration as TOML and exit; with --check
+    /// FILE, validate FILE (keys, schemas and certificates included) without
+    /// starting.
+    Config(ConfigOptions),
 }
 
 #[derive(Parser, Debug)]
+struct ConfigOptions {
+    #[command(flatten)]
+    opts: Options,
+    /// Validate this configuration file, loading every file it names (JWT
+    /// keys, schemas, certificates), and exit: 0 when valid, 2 otherwise.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug, Clone)]
 struct Options {
     /// TOML configuration file.
     #[arg(long, short, env = "ZERORELAY_CONFIG", value_name = "FILE")]
@@ -92,7 +104,14 @@ impl Options {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::Serve(opts) | Command::Config(opts)) = &cli.command;
+    if let Command::Config(ConfigOptions {
+        opts,
+        check: Some(file),
+    }) = &cli.command
+    {
+        return check(opts, file);
+    }
+    let (Command::Serve(opts) | Command::Config(ConfigOptions { opts, .. })) = &cli.command;
     let config = match opts.load() {
         Ok(c) => c,
         Err(e) => {
@@ -108,10 +127,13 @@ fn main() -> ExitCode {
         print!("{}", printable(&config));
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = init_logging(&config) {
-        eprintln!("zerorelay: {e}");
-        return ExitCode::from(2);
-    }
+    let log = match init_logging(&config) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("zerorelay: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for var in ignored {
         tracing::warn!(
             variable = var,
@@ -132,7 +154,7 @@ fn main() -> ExitCode {
         .build()
         .expect("a Tokio runtime can be built");
     let reload = || opts.load();
-    match runtime.block_on(serve(config, &reload)) {
+    match runtime.block_on(serve(config, &reload, &log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zerorelay: {e}");
@@ -159,9 +181,39 @@ fn printable(config: &Config) -> String {
     toml::to_string_pretty(&shown).expect("the config is TOML")
 }
 
+/// `zerorelay config --check FILE`: the file (with the environment and
+/// flags) is loaded and a relay is built from it, which reads every file
+/// it names, but nothing is bound or started.
+fn check(opts: &Options, file: &std::path::Path) -> ExitCode {
+    let mut opts = Options { ..opts.clone() };
+    opts.config = Some(file.to_owned());
+    let built = opts.load().and_then(|config| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime can be built");
+        runtime.block_on(async { Relay::builder(config).build().map(drop) })
+    });
+    match built {
+        Ok(()) => {
+            println!("{}: valid", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zerorelay: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Swaps the log filter on a reload.
+type LogHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
 async fn serve(
     config: Config,
     reload: &dyn Fn() -> Result<Config, zerorelay::Error>,
+    log: &LogHandle,
 ) -> Result<(), zerorelay::Error> {
     let relay = Relay::builder(config.clone()).build()?;
     let (bound, server) = relay.spawn().await?;
@@ -179,7 +231,7 @@ async fn serve(
             _ = hangup() => {
                 tracing::info!("SIGHUP: reloading the configuration.");
                 match reload() {
-                    Ok(next) => apply_reload(&relay, &mut current, next),
+                    Ok(next) => apply_reload(&relay, &mut current, next, log),
                     Err(e) => tracing::error!(error = %e, "The reloaded configuration is not valid; nothing changed."),
                 }
             }
@@ -194,28 +246,41 @@ async fn serve(
     Ok(())
 }
 
-/// Puts in force what can change without a restart (the roles, the TLS
-/// certificate) and says which other changes wait for one.
-fn apply_reload(relay: &Relay, current: &mut Config, next: Config) {
-    if let Err(e) = relay.reload_permissions(&next.auth) {
-        tracing::error!(error = %e, "The reloaded roles are not valid; the previous ones stay in force.");
-        return;
-    }
-    if relay.is_tls() {
-        if let Err(e) = relay.reload_tls() {
-            tracing::error!(error = %e, "The TLS certificate could not be reloaded; the previous one stays in use.");
+/// Puts in force what can change without a restart ([`Relay::reload`]:
+/// limits, features, auth keys and roles, schemas, the TLS certificate)
+/// and the log level; a file that changes anything else (the listen
+/// address, the session store, …) is refused whole, with the settings
+/// named.
+fn apply_reload(relay: &Relay, current: &mut Config, next: Config, log: &LogHandle) {
+    let filter = if next.log.level != current.log.level {
+        match tracing_subscriber::EnvFilter::try_new(&next.log.level) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, level = next.log.level, "The reloaded log.level is not a valid filter; nothing changed.");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    match relay.reload(&next) {
+        Ok(changed) => {
+            if let Some(f) = filter {
+                if let Err(e) = log.reload(f) {
+                    tracing::error!(error = %e, "The log level could not be changed.");
+                }
+                tracing::info!(level = next.log.level, "Changed the log level.");
+            }
+            tracing::info!(
+                ?changed,
+                "Reloaded the configuration; open connections keep running under it."
+            );
+            *current = next;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "The reloaded configuration was refused; nothing changed.");
         }
     }
-    let mut rest_now = current.clone();
-    let mut rest_next = next.clone();
-    for c in [&mut rest_now, &mut rest_next] {
-        c.auth.roles.clear();
-        c.auth.default_roles.clear();
-    }
-    if rest_now != rest_next {
-        tracing::warn!("The reloaded configuration changes more than [auth.roles], auth.default_roles and the TLS files; those other changes take effect at the next restart.");
-    }
-    *current = next;
 }
 
 /// Resolves at each SIGHUP (never on platforms without it).
@@ -253,18 +318,24 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
-    use tracing_subscriber::EnvFilter;
+fn init_logging(config: &Config) -> Result<LogHandle, String> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
     let filter = EnvFilter::try_new(&config.log.level).map_err(|e| {
         format!(
             "`log.level` {:?} is not a valid filter: {e}",
             config.log.level
         )
     })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     match (&config.log.file, config.log.format) {
-        (None, LogFormat::Text) => builder.with_writer(std::io::stderr).init(),
-        (None, LogFormat::Json) => builder.json().with_writer(std::io::stderr).init(),
+        (None, LogFormat::Text) => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init(),
+        (None, LogFormat::Json) => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
         (Some(path), format) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -273,10 +344,14 @@ fn init_logging(config: &Config) -> Result<(), String> {
                 .map_err(|e| format!("cannot open log.file {path}: {e}"))?;
             let writer = std::sync::Mutex::new(file);
             match format {
-                LogFormat::Text => builder.with_ansi(false).with_writer(writer).init(),
-                LogFormat::Json => builder.json().with_writer(writer).init(),
+                LogFormat::Text => registry
+                    .with(fmt::layer().with_ansi(false).with_writer(writer))
+                    .init(),
+                LogFormat::Json => registry
+                    .with(fmt::layer().json().with_writer(writer))
+                    .init(),
             }
         }
     }
-    Ok(())
+    Ok(handle)
 }

@@ -626,6 +626,73 @@ impl Config {
         Ok(())
     }
 
+    /// The settings that differ between `self` (in force) and `next` but
+    /// take effect only at a restart: everything but the limits checked per
+    /// frame, `[features]`, `[auth]`, `[[validate]]`, the contents of
+    /// `[tls]`'s files and `log.level`. A reload that changes any of these is refused.
+    pub fn restart_only_changes(&self, next: &Config) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut differs = |name: &'static str, changed: bool| {
+            if changed {
+                v.push(name);
+            }
+        };
+        differs("[server]", self.server != next.server);
+        differs("[session]", self.session != next.session);
+        differs("[admin]", self.admin != next.admin);
+        differs("[api]", self.api != next.api);
+        differs("[metrics]", self.metrics != next.metrics);
+        differs("[hooks]", self.hooks != next.hooks);
+        differs("[alerts]", self.alerts != next.alerts);
+        differs("log.format", self.log.format != next.log.format);
+        differs("log.file", self.log.file != next.log.file);
+        let (a, b) = (&self.limits, &next.limits);
+        differs(
+            "limits.max_frame_bytes (raised above its value at start)",
+            b.max_frame_bytes > a.max_frame_bytes,
+        );
+        differs(
+            "limits.transport_frame_factor",
+            a.transport_frame_factor != b.transport_frame_factor,
+        );
+        differs(
+            "limits.read_buffer_bytes",
+            a.read_buffer_bytes != b.read_buffer_bytes,
+        );
+        differs(
+            "limits.write_buffer_bytes",
+            a.write_buffer_bytes != b.write_buffer_bytes,
+        );
+        differs(
+            "limits.slow_consumer_bytes",
+            a.slow_consumer_bytes != b.slow_consumer_bytes,
+        );
+        differs(
+            "limits.slow_consumer_ms",
+            a.slow_consumer_ms != b.slow_consumer_ms,
+        );
+        differs(
+            "limits.max_groups_per_session",
+            a.max_groups_per_session != b.max_groups_per_session,
+        );
+        differs(
+            "[auth] (turning authentication on or off)",
+            self.is_development() != next.is_development(),
+        );
+        differs(
+            "[tls] (turning TLS on or off)",
+            self.tls.is_enabled() != next.tls.is_enabled(),
+        );
+        differs("tls.watch_ms", self.tls.watch_ms != next.tls.watch_ms);
+        differs(
+            "tls.cert_file / tls.key_file (the files are reloaded; their paths are not)",
+            self.tls.is_enabled()
+                && (self.tls.cert_file != next.tls.cert_file
+                    || self.tls.key_file != next.tls.key_file),
+        );
+        v
+    }
+
     /// `admin.listen` as a socket address, when set.
     pub fn admin_addr(&self) -> Result<Option<SocketAddr>, Error> {
         self.admin

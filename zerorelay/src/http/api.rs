@@ -120,7 +120,7 @@ fn check_key(
 ) -> Result<(), Refused> {
     let keys = &shared.config.api.keys;
     if keys.is_empty() {
-        if shared.auth.is_development() && peer.is_some_and(|p| p.ip().is_loopback()) {
+        if shared.development && peer.is_some_and(|p| p.ip().is_loopback()) {
             return Ok(());
         }
         return Err(Refused::new(
@@ -324,7 +324,7 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let max = shared.config.limits.max_frame_bytes;
+    let max = shared.live.get().limits.max_frame_bytes;
     let too_large = || {
         Refused::new(
             ErrorCode::TooLarge,

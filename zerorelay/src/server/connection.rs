@@ -171,6 +171,9 @@ pub(super) struct Conn<S> {
     /// Writes started in this loop turn must finish by then (one clock read
     /// per turn rather than a timer per frame).
     pub(super) deadline: tokio::time::Instant,
+    /// The live settings this connection last took (see [`super::live`]).
+    pub(super) live: Arc<super::live::Live>,
+    pub(super) live_gen: u64,
     /// The type of the frame being handled, for the log of a panic.
     pub(super) frame_type: &'static str,
 }
@@ -366,7 +369,7 @@ where
         match e {
             WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
                 let max = self.shared.config.limits.max_frame_bytes
-                    * self.shared.config.limits.transport_frame_factor;
+                    * self.shared.config.limits.transport_frame_factor; // fixed at start
                 let _ = self.reply_error(
                     None,
                     ErrorCode::TooLarge,

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connection::{Conn, End};
 use super::held::{Held, HeldRequest};
+use super::limiter::{RateLimiter, Strikes};
 use super::{now_ms, HostEvent, RpcContext};
 use crate::auth::rbac::Access;
 use crate::auth::{Action, AuthRequest};
@@ -84,7 +85,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     pub(super) fn on_text(&mut self, text: &str) -> Result<(), End> {
-        let limits = &self.shared.config.limits;
+        self.renew_live();
+        let limits = &self.live.limits;
         let max = limits.max_frame_bytes;
         if text.len() > max {
             tracing::debug!(session = %self.session.id, bytes = text.len(), "Refused a frame over limits.max_frame_bytes.");
@@ -159,7 +161,7 @@ where
                 data,
                 echo,
             } => {
-                if self.shared.authorizer.is_some() || self.shared.validation.has_hooks(&group) {
+                if self.shared.authorizer.is_some() || self.live.validation.has_hooks(&group) {
                     let data = data.to_owned();
                     return self.hold(id, Held::Publish { group, data, echo });
                 }
@@ -178,6 +180,28 @@ where
                 Ok(())
             }
         }
+    }
+
+    /// Takes reloaded limits, features, authenticator and schemas when a
+    /// reload replaced them (one atomic load per frame otherwise). The rate
+    /// limiters start again under the new rates.
+    fn renew_live(&mut self) {
+        if self.shared.live.generation() == self.live_gen {
+            return;
+        }
+        let (live, generation) = self.shared.live.snapshot();
+        let l = &live.limits;
+        let now = Instant::now();
+        self.limiter = RateLimiter::new(l.rate_per_sec, l.rate_burst, now);
+        self.acks = RateLimiter::new(
+            l.ack_rate_per_sec,
+            l.ack_rate_per_sec.saturating_mul(2),
+            now,
+        );
+        self.broadcasts = RateLimiter::new(l.broadcast_per_sec, l.broadcast_per_sec, now);
+        self.strikes = Strikes::new(l.abuse_strikes, now);
+        self.live = live;
+        self.live_gen = generation;
     }
 
     /// A cumulative ack, within its own rate budget (`limits.ack_rate_per_sec`).
@@ -254,7 +278,7 @@ where
     /// The roles' permissions, then the host's authorizer.
     pub(super) fn authorize(&self, action: Action<'_>) -> Result<(), ProtocolError> {
         self.access.check(&self.identity, &action)?;
-        self.shared.auth.authorize(&self.identity, &action)
+        self.live.auth.authorize(&self.identity, &action)
     }
 
     fn delivery(&self, kind: DeliveryKind, group: Option<&str>, data: &RawValue) -> Delivery {
@@ -274,7 +298,7 @@ where
     }
 
     pub(super) fn check_send(&self, target: &Target) -> Result<(), ProtocolError> {
-        if matches!(target, Target::Session(_)) && !self.shared.config.features.send_to_session {
+        if matches!(target, Target::Session(_)) && !self.live.features.send_to_session {
             return Err(ProtocolError::new(
                 ErrorCode::Forbidden,
                 "sending to a session id is disabled on this server",
@@ -284,13 +308,14 @@ where
     }
 
     pub(super) fn route_send(&self, target: &Target, data: &RawValue) -> Result<(), ProtocolError> {
-        self.message_event(DeliveryKind::Direct, None, Some(target), data);
         let d = self.delivery(DeliveryKind::Direct, None, data);
         let router = &self.shared.router;
         match target {
             Target::User(u) => router.to_user(u, Some(&self.session), &d).map(drop),
             Target::Session(s) => router.to_session(s, &d).map(drop),
-        }
+        }?;
+        self.message_event(DeliveryKind::Direct, None, Some(target), data);
+        Ok(())
     }
 
     fn publish(&mut self, group: &str, data: &RawValue, echo: bool) -> Result<(), ProtocolError> {
@@ -301,7 +326,7 @@ where
     /// A publish's permission, then its group's schemas.
     pub(super) fn check_publish(&self, group: &str, data: &RawValue) -> Result<(), ProtocolError> {
         self.authorize(Action::Publish { group })?;
-        self.shared.validation.check_schemas(group, data)
+        self.live.validation.check_schemas(group, data)
     }
 
     pub(super) fn route_publish(
@@ -316,7 +341,7 @@ where
         let n = self.shared.router.to_group(group, exclude, &d);
         // A publish to a large group costs its sender in proportion to the
         // deliveries it makes: members / 1,000 frames of its rate budget.
-        if n > self.shared.config.limits.large_group {
+        if n > self.live.limits.large_group {
             self.limiter.charge(n as f64 / 1_000.0);
         }
         Ok(())
@@ -328,7 +353,7 @@ where
     }
 
     pub(super) fn check_broadcast(&self) -> Result<(), ProtocolError> {
-        if !self.shared.config.features.client_broadcast {
+        if !self.live.features.client_broadcast {
             return Err(ProtocolError::new(
                 ErrorCode::Forbidden,
                 "client broadcast is disabled on this server (features.client_broadcast)",
@@ -348,7 +373,7 @@ where
                 ErrorCode::RateLimited,
                 format!(
                     "at most {} broadcasts per second (limits.broadcast_per_sec)",
-                    self.shared.config.limits.broadcast_per_sec
+                    self.live.limits.broadcast_per_sec
                 ),
             ));
         }
@@ -461,7 +486,7 @@ where
                 .expect("the method was found");
         };
         let identity = self.identity.clone();
-        let limit = Duration::from_millis(shared.config.limits.authorize_timeout_ms);
+        let limit = Duration::from_millis(self.live.limits.authorize_timeout_ms);
         Box::pin(async move {
             let asked = authorizer.authorize(&identity, Action::Rpc { method: &method });
             match tokio::time::timeout(limit, asked).await {
@@ -489,7 +514,7 @@ where
             client: None,
         };
         let limit = Duration::from_millis(self.shared.config.server.hello_timeout_ms);
-        let fresh = tokio::time::timeout(limit, self.shared.auth.authenticate(request))
+        let fresh = tokio::time::timeout(limit, self.live.auth.authenticate(request))
             .await
             .map_err(|_| {
                 self.shared.metrics.auth_failures.inc(AuthFailure::Timeout);
@@ -630,7 +655,7 @@ where
         self.write(&ServerFrame::error(id, code, message).encode())?;
         if strike && self.strikes.strike(Instant::now()) {
             self.shared.metrics.rate_limited.inc(RateLimit::Abuse);
-            tracing::info!(session = %self.session.id, limit = self.shared.config.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
+            tracing::info!(session = %self.session.id, limit = self.live.limits.abuse_strikes, "Closed a connection for repeated abuse: limits.abuse_strikes refused frames within ten seconds.");
             return Err(End::Close(close::POLICY, "too many refused frames"));
         }
         Ok(())

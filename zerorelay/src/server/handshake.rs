@@ -43,7 +43,8 @@ where
 {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(shared.config.server.hello_timeout_ms);
-    let hello = read_hello(&shared, &mut ws, deadline).await?;
+    let (live, live_gen) = shared.live.snapshot();
+    let hello = read_hello(&shared, &live.limits, &mut ws, deadline).await?;
     // Token sources, first found wins: `hello.token`, then the upgrade
     // request's `Authorization: Bearer`, then its `?token=`.
     let request = AuthRequest {
@@ -52,8 +53,7 @@ where
         remote: peer,
         client: hello.client.as_deref(),
     };
-    let identity = match tokio::time::timeout_at(deadline, shared.auth.authenticate(request)).await
-    {
+    let identity = match tokio::time::timeout_at(deadline, live.auth.authenticate(request)).await {
         Ok(Ok(identity)) => identity,
         Ok(Err(e)) => {
             shared
@@ -148,7 +148,7 @@ where
         m.resumes.fetch_add(1, Ordering::Relaxed);
     }
     let now = Instant::now();
-    let l = &c.limits;
+    let l = &live.limits;
     let write_timeout = Duration::from_millis(c.server.write_timeout_ms);
     let access = Access::new(&shared.policy, &identity);
     let mut conn = Conn {
@@ -175,6 +175,8 @@ where
         rpc_in_flight: Arc::new(AtomicUsize::new(0)),
         deadline: tokio::time::Instant::now() + write_timeout,
         frame_type: "hello",
+        live_gen,
+        live,
         shared,
     };
     drop(handshaking);
@@ -189,13 +191,13 @@ where
 /// Waits for the first frame, which must be a valid `hello`.
 async fn read_hello<S>(
     shared: &Shared,
+    limits: &crate::config::LimitsConfig,
     ws: &mut WebSocketStream<S>,
     deadline: tokio::time::Instant,
 ) -> Option<Hello>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let limits = &shared.config.limits;
     let max = limits.max_frame_bytes;
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.next()).await {

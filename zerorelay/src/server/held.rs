@@ -148,7 +148,9 @@ where
     /// `limits.validate_timeout_ms`), which may rewrite the payload.
     async fn run_hooks(&mut self, what: &mut Held) -> Result<(), ProtocolError> {
         let shared = self.shared.clone();
-        let limits = &shared.config.limits;
+        // Held requests are rare: one reference-count bump each is fine.
+        let live = self.live.clone();
+        let limits = &live.limits;
         if let (Some(authorizer), Some(action)) = (&shared.authorizer, what.action()) {
             let limit = Duration::from_millis(limits.authorize_timeout_ms);
             let verdict =
@@ -168,7 +170,7 @@ where
             return Ok(());
         };
         let limit = Duration::from_millis(limits.validate_timeout_ms);
-        for hook in shared.validation.hooks_for(group) {
+        for hook in live.validation.hooks_for(group) {
             let payload = Payload {
                 group,
                 data,

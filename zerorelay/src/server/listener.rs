@@ -36,15 +36,13 @@ use crate::protocol::{close, ServerFrame, WS_PATH};
 /// [`crate::Config::check_exposure`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) -> Result<()> {
     let addr = listener.local_addr()?;
-    shared
-        .config
-        .check_exposure(addr, shared.auth.is_development())?;
+    shared.config.check_exposure(addr, shared.development)?;
     let surface = if shared.config.admin.listen.is_some() {
         Surface::WebSocketOnly
     } else {
         Surface::All
     };
-    tracing::info!(%addr, path = WS_PATH, development = shared.auth.is_development(), "The relay is listening.");
+    tracing::info!(%addr, path = WS_PATH, development = shared.development, "The relay is listening.");
     shared.set_listening(true);
     if shared.config.alerts.url.is_some() {
         tokio::spawn(crate::alerts::watch(shared.clone(), addr.to_string()));
@@ -456,7 +454,7 @@ fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let exposed = shared.auth.is_development()
+    let exposed = shared.development
         && !shared.config.server.insecure
         && peer.is_some_and(|p| !p.ip().is_loopback());
     let admitted = if shared.is_shutting_down() {

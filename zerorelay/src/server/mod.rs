@@ -28,6 +28,7 @@ mod handshake;
 mod held;
 pub mod limiter;
 pub mod listener;
+mod live;
 mod prefixed;
 pub mod rpc;
 mod tls;
@@ -144,16 +145,14 @@ impl RelayBuilder {
             max_groups: c.limits.max_groups_per_session,
             recent_requests: c.session.recent_requests,
         };
+        let custom_auth = self.auth.is_some();
         let auth: Arc<dyn Authenticator> = match self.auth {
             Some(a) => a,
             None if c.is_development() => Arc::new(AllowAll),
             None => Arc::new(Chain::from_config(&c.auth)?),
         };
         let policy = PolicyCell::new(Policy::compile(&c.auth)?);
-        let mut validation = crate::validate::Validation::from_config(&c.validate)?;
-        for (pattern, hook) in self.validators {
-            validation.add_hook(&pattern, hook)?;
-        }
+        let validation = validation(&c.validate, &self.validators)?;
         let tls = c
             .tls
             .is_enabled()
@@ -176,10 +175,18 @@ impl RelayBuilder {
             ),
             expiry: ExpiryQueue::new(),
             handshaking: dashmap::DashMap::new(),
-            auth,
+            development: auth.is_development(),
+            custom_auth,
+            live: live::LiveCell::new(live::Live {
+                limits: c.limits.clone(),
+                features: c.features.clone(),
+                auth,
+                validation,
+            }),
+            validators: self.validators,
+            current: parking_lot::Mutex::new(self.config.clone()),
             policy,
             tls,
-            validation,
             authorizer: self.authorizer,
             rpc: self.rpc,
             connections: Arc::new(Semaphore::new(c.server.max_connections)),
@@ -210,13 +217,21 @@ impl RelayBuilder {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) router: Router,
-    pub(crate) auth: Arc<dyn Authenticator>,
+    /// Whether the relay runs without authentication (fixed at build).
+    pub(crate) development: bool,
+    /// Whether the host supplied the authenticator (a reload keeps it).
+    custom_auth: bool,
+    /// What a reload changes on live connections: limits, features, the
+    /// authenticator, the schemas.
+    pub(crate) live: live::LiveCell,
+    /// The host's validation hooks, kept for reloads.
+    validators: Vec<(String, Arc<dyn crate::validate::Validator>)>,
+    /// The configuration last put in force (by build or [`Relay::reload`]).
+    current: parking_lot::Mutex<Config>,
     /// `[auth.roles]`, compiled.
     pub(crate) policy: PolicyCell,
     /// `[tls]`, when the relay serves `wss://`.
     pub(crate) tls: Option<tls::Tls>,
-    /// `[[validate]]` schemas and the host's validation hooks.
-    pub(crate) validation: crate::validate::Validation,
     /// The host's asynchronous authorizer.
     pub(crate) authorizer: Option<Arc<dyn crate::auth::Authorizer>>,
     pub(crate) rpc: RpcRegistry,
@@ -358,6 +373,18 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// `[[validate]]`'s schemas with the host's hooks added.
+fn validation(
+    rules: &[crate::config::ValidateRule],
+    hooks: &[(String, Arc<dyn crate::validate::Validator>)],
+) -> Result<crate::validate::Validation> {
+    let mut v = crate::validate::Validation::from_config(rules)?;
+    for (pattern, hook) in hooks {
+        v.add_hook(pattern, hook.clone())?;
+    }
+    Ok(v)
+}
+
 /// A delivery from the host: no sender user or session.
 fn host_delivery(
     kind: DeliveryKind,
@@ -415,7 +442,7 @@ impl Relay {
 
     /// Whether the relay runs without real authentication.
     pub fn is_development(&self) -> bool {
-        self.shared.auth.is_development()
+        self.shared.development
     }
 
     /// Accepts connections from `listener` until [`Relay::shutdown`], then
@@ -565,6 +592,68 @@ impl Relay {
     /// Whether the relay serves `wss://`.
     pub fn is_tls(&self) -> bool {
         self.shared.tls.is_some()
+    }
+
+    /// Puts a changed configuration in force without a restart (SIGHUP in
+    /// the `zerorelay` command): the limits checked per frame, `[features]`,
+    /// `[auth]` (keys, tokens, the callback; roles), the `[[validate]]`
+    /// schemas and `[tls]`'s certificate files. Open connections keep
+    /// running and take the new settings at their next frame.
+    ///
+    /// A configuration that changes a setting that needs a restart
+    /// ([`Config::restart_only_changes`]: the listen addresses, the session
+    /// store, …) is refused, as is one whose keys, schemas or certificate
+    /// do not load; either way nothing changes. Returns what changed.
+    pub fn reload(&self, next: &Config) -> Result<Vec<&'static str>> {
+        next.validate()?;
+        let shared = &self.shared;
+        let (now, _) = shared.live.snapshot();
+        let fixed = shared.config.restart_only_changes(next);
+        if !fixed.is_empty() {
+            return Err(Error::Config(format!(
+                "these settings change only with a restart: {}; nothing was reloaded",
+                fixed.join(", ")
+            )));
+        }
+        // Everything is built before anything is replaced.
+        let policy = Policy::compile(&next.auth)?;
+        let auth: Arc<dyn Authenticator> = if shared.custom_auth || shared.development {
+            now.auth.clone()
+        } else {
+            Arc::new(Chain::from_config(&next.auth)?)
+        };
+        let validation = validation(&next.validate, &shared.validators)?;
+        if let Some(tls) = &shared.tls {
+            tls.reload()
+                .map_err(|e| Error::Config(format!("`tls`: {e}")))?;
+        }
+        let mut changed = Vec::new();
+        let current = shared.current.lock().clone();
+        if current.limits != next.limits {
+            changed.push("[limits]");
+        }
+        if current.features != next.features {
+            changed.push("[features]");
+        }
+        if current.auth != next.auth {
+            changed.push("[auth]");
+        }
+        if current.validate != next.validate {
+            changed.push("[[validate]]");
+        }
+        if shared.tls.is_some() {
+            changed.push("the TLS certificate (read again)");
+        }
+        shared.policy.replace(policy);
+        shared.live.replace(live::Live {
+            limits: next.limits.clone(),
+            features: next.features.clone(),
+            auth,
+            validation,
+        });
+        *shared.current.lock() = next.clone();
+        tracing::info!(changed = ?changed, "Put a reloaded configuration in force.");
+        Ok(changed)
     }
 
     /// Puts new roles in force (`[auth.roles]` and `auth.default_roles`,
