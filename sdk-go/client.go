@@ -64,6 +64,11 @@ type Event struct {
 	Message     string        // error
 	Seq         uint64        // error about one message (code undecodable), else 0
 	Groups      []string      // rejoined
+	Group       string        // presence_change, presence_summary
+	Change      string        // presence_change: "join" or "leave"
+	Joined      uint64        // presence_summary: users who joined since the last
+	Left        uint64        // presence_summary: users who left since the last
+	Present     uint64        // presence_summary: users present now
 }
 
 type wireEvent struct {
@@ -82,6 +87,11 @@ type wireEvent struct {
 	Message     string          `json:"message"`
 	Seq         uint64          `json:"seq"`
 	Groups      []string        `json:"groups"`
+	Group       string          `json:"group"`
+	Change      string          `json:"change"`
+	Joined      uint64          `json:"joined"`
+	Left        uint64          `json:"left"`
+	Present     uint64          `json:"present"`
 	// reply
 	Request uint64          `json:"request"`
 	OK      bool            `json:"ok"`
@@ -320,6 +330,7 @@ func (c *Client) dispatch(e *wireEvent) {
 		Type: e.Type, Session: e.Session, Resumed: e.Resumed, Reason: e.Reason,
 		WillRetry: e.WillRetry, Attempt: e.Attempt, Delay: time.Duration(e.DelayMS) * time.Millisecond,
 		FromSeq: e.FromSeq, ToSeq: e.ToSeq, Message: e.Message, Groups: e.Groups,
+		Group: e.Group, Change: e.Change, Joined: e.Joined, Left: e.Left, Present: e.Present,
 	}
 	if e.User != nil {
 		ev.User = *e.User
@@ -461,6 +472,58 @@ func (c *Client) Join(ctx context.Context, group string) error {
 	defer free(g)
 	_, err := c.do(ctx, func(out *C.uint64_t) C.zr_status { return C.zr_status(C.zr_client_join(c.h, g, out)) })
 	return err
+}
+
+// JoinWithPresence joins a group and asks to be told who joins and leaves
+// it: presence_change events (a user's first session joining, their last
+// leaving) and, in large groups, presence_summary events.
+func (c *Client) JoinWithPresence(ctx context.Context, group string) error {
+	req, err := json.Marshal(map[string]any{"type": "join", "group": group, "presence": true})
+	if err != nil {
+		return err
+	}
+	_, err = c.submit(ctx, req)
+	return err
+}
+
+// PresenceMember is a user in a group, with how many of their sessions are
+// members.
+type PresenceMember struct {
+	User     string `json:"user"`
+	Sessions int    `json:"sessions"`
+}
+
+// Presence is who is in a group: its users, sorted, and the member sessions
+// without a user.
+type Presence struct {
+	Group     string           `json:"group"`
+	Members   []PresenceMember `json:"members"`
+	Anonymous int              `json:"anonymous"`
+}
+
+// Presence asks who is in a group (the relay's roles must allow presence
+// on it).
+func (c *Client) Presence(ctx context.Context, group string) (Presence, error) {
+	var p Presence
+	req, err := json.Marshal(map[string]any{"type": "presence", "group": group})
+	if err != nil {
+		return p, err
+	}
+	data, err := c.submit(ctx, req)
+	if err != nil {
+		return p, err
+	}
+	err = json.Unmarshal(data, &p)
+	return p, err
+}
+
+// submit sends a request in its JSON form (a client frame without id).
+func (c *Client) submit(ctx context.Context, req []byte) (json.RawMessage, error) {
+	r := cstr(string(req))
+	defer free(r)
+	return c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_submit(c.h, r, out))
+	})
 }
 
 // Leave leaves a group.

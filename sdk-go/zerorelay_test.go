@@ -524,3 +524,39 @@ func TestRevokingAUserOrASessionClosesItsClientsForGood(t *testing.T) {
 		t.Fatalf("RevokeUser of nobody: %d, %v", n, err)
 	}
 }
+
+func TestPresenceAcrossTabsAndUsers(t *testing.T) {
+	s := startServer(t, nil)
+	w := dial(t, s.URL(), "watcher")
+	if err := w.JoinWithPresence(ctx(t), "room"); err != nil {
+		t.Fatal(err)
+	}
+	tab1 := dial(t, s.URL(), "alice")
+	tab2 := dial(t, s.URL(), "alice")
+	for _, c := range []*zerorelay.Client{tab1, tab2} {
+		if err := c.Join(ctx(t), "room"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := waitEvent(t, w, "presence_change"); e.Group != "room" || e.User != "alice" || e.Change != "join" {
+		t.Fatalf("got %+v", e)
+	}
+	p, err := tab1.Presence(ctx(t), "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := zerorelay.Presence{Group: "room", Members: []zerorelay.PresenceMember{{User: "alice", Sessions: 2}, {User: "watcher", Sessions: 1}}}
+	if fmt.Sprint(p) != fmt.Sprint(want) {
+		t.Fatalf("got %+v, want %+v", p, want)
+	}
+	// Only the user's last session leaving is a leave.
+	if err := tab1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, w, "presence_change"); e.User != "alice" || e.Change != "leave" {
+		t.Fatalf("got %+v", e)
+	}
+}

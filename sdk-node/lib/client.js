@@ -222,6 +222,12 @@ class Client extends EventEmitter {
       case 'rejoined':
         this.#emit('rejoined', { groups: e.groups })
         break
+      case 'presence_change':
+        this.#emit('presence', { group: e.group, user: e.user ?? null, change: e.change })
+        break
+      case 'presence_summary':
+        this.#emit('presenceSummary', { group: e.group, joined: e.joined, left: e.left, present: e.present })
+        break
       case 'error':
         this.#emitError(new ZerorelayError(e.code, e.message, e.seq === undefined ? undefined : { seq: e.seq }))
         break
@@ -262,7 +268,13 @@ class Client extends EventEmitter {
 
   /** Joins a group (re-joined automatically if the session is ever lost). */
   async join (group, options) {
-    return void await this.#request(`{"type":"join","group":${name(group, 'group')}}`, options)
+    const presence = options && options.presence ? ',"presence":true' : ''
+    return void await this.#request(`{"type":"join","group":${name(group, 'group')}${presence}}`, options)
+  }
+
+  /** Who is in a group: `{ group, members: [{ user, sessions }], anonymous }`. */
+  async presence (group, options) {
+    return this.#request(`{"type":"presence","group":${name(group, 'group')}}`, options)
   }
 
   /** Leaves a group. */

@@ -47,6 +47,12 @@ export interface DisconnectedEvent { code: number | null; reason: string; willRe
 export interface ReconnectingEvent { attempt: number; delayMs: number }
 export interface LossEvent { fromSeq: number; toSeq: number; reason: string }
 export interface RejoinedEvent { groups: string[] }
+/** A user joined or left a group joined with `{ presence: true }` (a user's first and last session). */
+export interface PresenceEvent { group: string; user: string | null; change: 'join' | 'leave' }
+/** Joins and leaves of a large group since the last summary (`presence.notify_ms`). */
+export interface PresenceSummaryEvent { group: string; joined: number; left: number; present: number }
+/** Who is in a group. */
+export interface Presence { group: string; members: Array<{ user: string; sessions: number }>; anonymous: number }
 export interface ClosedEvent { reason: string }
 
 export interface Logger {
@@ -93,6 +99,11 @@ export interface RequestOptions {
   signal?: AbortSignal
 }
 
+export interface JoinOptions extends RequestOptions {
+  /** Also be told who joins and leaves ('presence' and 'presenceSummary' events). */
+  presence?: boolean
+}
+
 export interface EchoOptions extends RequestOptions {
   /** Deliver to this client too. */
   echo?: boolean
@@ -107,6 +118,8 @@ export interface ClientEvents {
   reconnecting: [ReconnectingEvent]
   loss: [LossEvent]
   rejoined: [RejoinedEvent]
+  presence: [PresenceEvent]
+  presenceSummary: [PresenceSummaryEvent]
   error: [ZerorelayError]
   closed: [ClosedEvent]
 }
@@ -115,8 +128,9 @@ export declare class Client extends EventEmitter {
   private constructor ()
   readonly state: 'connecting' | 'connected' | 'closed'
   readonly session: string | null
-  join (group: string, options?: RequestOptions): Promise<void>
+  join (group: string, options?: JoinOptions): Promise<void>
   leave (group: string, options?: RequestOptions): Promise<void>
+  presence (group: string, options?: RequestOptions): Promise<Presence>
   publish (group: string, data: unknown, options?: EchoOptions): Promise<void>
   send (target: SendTarget, data: unknown, options?: RequestOptions): Promise<void>
   broadcast (data: unknown, options?: EchoOptions): Promise<void>

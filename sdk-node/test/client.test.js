@@ -151,6 +151,32 @@ test('the server tells its listeners about joins, leaves, messages and refused f
   assert.equal(seen[3][1].frameType, 'send')
 })
 
+test('presence: a watcher hears users join and leave, and anyone may ask who is in a group', async (t) => {
+  const s = await Server.start()
+  t.after(() => s.close())
+  const w = await connect(s.url, { user: 'watcher' })
+  t.after(() => w.close())
+  await w.join('room', { presence: true })
+  const seen = []
+  w.on('presence', (e) => seen.push(e))
+  const a1 = await connect(s.url, { user: 'alice' })
+  const a2 = await connect(s.url, { user: 'alice' })
+  await a1.join('room')
+  await a2.join('room')
+  const until = Date.now() + 5000
+  while (seen.length < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(seen, [{ group: 'room', user: 'alice', change: 'join' }])
+  assert.deepEqual(await a1.presence('room'), {
+    group: 'room',
+    members: [{ user: 'alice', sessions: 2 }, { user: 'watcher', sessions: 1 }],
+    anonymous: 0,
+  })
+  await a1.close()
+  await a2.close()
+  while (seen.length < 2 && Date.now() < until + 5000) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(seen[1], { group: 'room', user: 'alice', change: 'leave' })
+})
+
 test('the server tells its listeners about sessions connecting, resuming and ending', async (t) => {
   const s = await Server.start()
   t.after(() => s.close())

@@ -84,3 +84,44 @@ def test_the_blocking_iterator_ends_when_the_server_closes() -> None:
     t.join(5)
     assert not t.is_alive()
     assert seen[0] == "connected"
+
+
+async def test_presence_tells_a_watcher_of_users_and_answers_who_is_in_a_group() -> None:
+    async with zerorelay.Server() as server:
+        async with zerorelay.connect(server.url, user="watcher") as w:
+            await w.join("room", presence=True)
+            seen: list[zerorelay.Event] = []
+            w.on("presence_change", seen.append)
+            async with zerorelay.connect(server.url, user="alice") as a1:
+                async with zerorelay.connect(server.url, user="alice") as a2:
+                    await a1.join("room")
+                    await a2.join("room")
+                    for _ in range(200):
+                        if seen:
+                            break
+                        await asyncio.sleep(0.02)
+                    who = await a2.presence("room")
+                    assert who == zerorelay.Presence(
+                        group="room",
+                        members=(
+                            zerorelay.PresenceMember("alice", 2),
+                            zerorelay.PresenceMember("watcher", 1),
+                        ),
+                        anonymous=0,
+                    )
+            for _ in range(200):
+                if len(seen) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert [(e.type, e.group, e.user, e.change) for e in seen] == [
+                ("presence_change", "room", "alice", "join"),
+                ("presence_change", "room", "alice", "leave"),
+            ]
+
+
+def test_the_blocking_client_joins_with_presence_and_asks_who_is_there() -> None:
+    with zerorelay.sync.Server() as server:
+        with zerorelay.sync.connect(server.url, user="alice") as c:
+            c.join("room", presence=True)
+            who = c.presence("room")
+            assert who.members == (zerorelay.PresenceMember("alice", 1),)

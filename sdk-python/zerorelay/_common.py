@@ -146,6 +146,14 @@ def split_batch(text: str) -> tuple[list[Message], list[Event]]:
     return messages, events
 
 
+def join_request(group: str, presence: bool) -> dict[str, Any]:
+    """A `join`, with `presence` only when asked for."""
+    req: dict[str, Any] = {"type": "join", "group": group}
+    if presence:
+        req["presence"] = True
+    return req
+
+
 def not_connected(last_error: Optional[Event], closed: Event) -> ZerorelayError:
     """Why a client closed before its first welcome: the server's refusal
     (`Unauthorized`, ...) when it sent one, else `ConnectionFailed`."""

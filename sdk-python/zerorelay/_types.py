@@ -13,6 +13,8 @@ __all__ = [
     "Event",
     "GroupInfo",
     "Message",
+    "Presence",
+    "PresenceMember",
     "RpcContext",
     "SessionInfo",
     "Stats",
@@ -26,6 +28,8 @@ EVENT_TYPES = (
     "loss",
     "error",
     "rejoined",
+    "presence_change",
+    "presence_summary",
     "closed",
 )
 """Every lifecycle event type."""
@@ -84,8 +88,11 @@ class Message:
 @dataclass(frozen=True)
 class Event:
     """A lifecycle event. `type` is one of ``connected``, ``disconnected``,
-    ``reconnecting``, ``loss``, ``error``, ``rejoined``, ``closed``; the other
-    fields are set for the types noted beside them."""
+    ``reconnecting``, ``loss``, ``error``, ``rejoined``, ``presence_change``
+    (a user joined or left a group joined with ``presence=True``),
+    ``presence_summary`` (joins and leaves of a large group since the last
+    summary), ``closed``; the other fields are set for the types noted beside
+    them."""
 
     type: str
     session: Optional[str] = None  # connected
@@ -103,6 +110,11 @@ class Event:
     message: Optional[str] = None  # error
     groups: tuple[str, ...] = ()  # rejoined
     seq: Optional[int] = None  # error about one message (code "undecodable")
+    group: Optional[str] = None  # presence_change, presence_summary
+    change: Optional[str] = None  # presence_change: "join" or "leave"
+    joined: int = 0  # presence_summary: users who joined
+    left: int = 0  # presence_summary: users who left
+    present: int = 0  # presence_summary: users present now
 
     @classmethod
     def _from_frame(cls, d: dict[str, Any]) -> Event:
@@ -124,6 +136,11 @@ class Event:
             message=d.get("message"),
             groups=tuple(d.get("groups", ())),
             seq=d.get("seq") if t == "error" else None,
+            group=d.get("group"),
+            change=d.get("change"),
+            joined=int(d.get("joined", 0)),
+            left=int(d.get("left", 0)),
+            present=int(d.get("present", 0)),
         )
 
 
@@ -206,6 +223,35 @@ class GroupInfo:
 
     name: str
     members: int
+
+
+@dataclass(frozen=True)
+class PresenceMember:
+    """A user in a group, with how many of their sessions are members."""
+
+    user: str
+    sessions: int
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Who is in a group: users (sorted) and member sessions without a user."""
+
+    group: str
+    members: tuple[PresenceMember, ...] = ()
+    anonymous: int = 0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Presence:
+        """From the server's answer."""
+        return cls(
+            group=str(d.get("group", "")),
+            members=tuple(
+                PresenceMember(user=m["user"], sessions=int(m["sessions"]))
+                for m in d.get("members", ())
+            ),
+            anonymous=int(d.get("anonymous", 0)),
+        )
 
 
 @dataclass(frozen=True)

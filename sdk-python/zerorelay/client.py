@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from . import _common, _native
 from ._common import EventCallback, TokenProvider, dumps
-from ._types import Event, Message
+from ._types import Event, Message, Presence
 from .errors import Closed, ConnectionFailed
 
 __all__ = ["Client", "connect"]
@@ -63,9 +63,16 @@ class Client:
     async def _request(self, req: dict[str, Any]) -> Optional[str]:
         return await self._native.submit(dumps(req))
 
-    async def join(self, group: str) -> None:
-        """Joins a group (re-joined automatically if the session is lost)."""
-        await self._request({"type": "join", "group": group})
+    async def join(self, group: str, *, presence: bool = False) -> None:
+        """Joins a group (re-joined automatically if the session is lost).
+        With `presence`, ``presence_change`` and ``presence_summary`` events
+        tell who joins and leaves it."""
+        await self._request(_common.join_request(group, presence))
+
+    async def presence(self, group: str) -> Presence:
+        """Who is in a group: its users with their session counts."""
+        text = await self._request({"type": "presence", "group": group})
+        return Presence.from_json(json.loads(text or "{}"))
 
     async def leave(self, group: str) -> None:
         """Leaves a group."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from . import _common, _native
 from ._common import EventCallback, TokenProvider, dumps
-from ._types import Event, Message
+from ._types import Event, Message, Presence
 from .errors import Closed, ConnectionFailed
 from .server import Server as _AsyncServer
 
@@ -52,9 +52,14 @@ class Client:
     def _request(self, req: dict[str, Any]) -> Optional[str]:
         return self._native.submit_blocking(dumps(req))
 
-    def join(self, group: str) -> None:
-        """Joins a group."""
-        self._request({"type": "join", "group": group})
+    def join(self, group: str, *, presence: bool = False) -> None:
+        """Joins a group (with `presence`, also tells who joins and leaves)."""
+        self._request(_common.join_request(group, presence))
+
+    def presence(self, group: str) -> Presence:
+        """Who is in a group: its users with their session counts."""
+        text = self._request({"type": "presence", "group": group})
+        return Presence.from_json(json.loads(text or "{}"))
 
     def leave(self, group: str) -> None:
         """Leaves a group."""

@@ -500,6 +500,7 @@ pub unsafe extern "C" fn zr_client_join(
         submit_to(c, out_request, || {
             Ok(Request::Join {
                 group: str_arg(group, "group")?.to_owned(),
+                presence: false,
             })
         })
     }

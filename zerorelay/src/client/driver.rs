@@ -296,9 +296,36 @@ impl Client {
     pub async fn join(&self, group: &str) -> Result<(), ClientError> {
         self.request(Request::Join {
             group: group.to_owned(),
+            presence: false,
         })
         .await
         .map(drop)
+    }
+
+    /// Joins a group and asks to be told who joins and leaves it
+    /// ([`super::Event::PresenceChange`], [`super::Event::PresenceSummary`]).
+    pub async fn join_with_presence(&self, group: &str) -> Result<(), ClientError> {
+        self.request(Request::Join {
+            group: group.to_owned(),
+            presence: true,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Who is in a group: `{"group", "members": [{"user", "sessions"}],
+    /// "anonymous"}`.
+    pub async fn presence(&self, group: &str) -> Result<serde_json::Value, ClientError> {
+        match self
+            .request(Request::Presence {
+                group: group.to_owned(),
+            })
+            .await?
+        {
+            Reply::Result(v) => serde_json::from_str(v.get())
+                .map_err(|e| ClientError::InvalidArgument(format!("presence: {e}"))),
+            Reply::Ok => Ok(serde_json::Value::Null),
+        }
     }
 
     /// Leaves a group.

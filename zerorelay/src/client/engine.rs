@@ -60,6 +60,13 @@ pub enum Request {
     Join {
         /// The group.
         group: String,
+        /// Also be told who joins and leaves it.
+        presence: bool,
+    },
+    /// Who is in a group; answered with the list as a result.
+    Presence {
+        /// The group.
+        group: String,
     },
     /// Leave a group.
     Leave {
@@ -131,6 +138,9 @@ pub struct Snapshot {
     pub next_id: i64,
     /// Groups joined.
     pub groups: Vec<String>,
+    /// Those of `groups` joined with presence notices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watching: Vec<String>,
     /// Requests accepted and not answered, in order.
     pub pending: Vec<PersistedRequest>,
 }
@@ -156,6 +166,8 @@ pub enum Effect {
     None,
     /// Add the group to the joined set.
     Join(String),
+    /// Add the group to the joined set, with presence notices.
+    JoinWatching(String),
     /// Remove the group from the joined set.
     Leave(String),
 }
@@ -216,6 +228,8 @@ pub struct Engine {
     inflight: BTreeMap<i64, Pending>,
     queue: OfflineQueue<Pending>,
     groups: BTreeSet<String>,
+    /// Those of `groups` joined with presence notices.
+    watching: BTreeSet<String>,
     attempt: u32,
     rng: Rng,
     out: VecDeque<Output>,
@@ -243,6 +257,7 @@ impl Engine {
             next_id: 1,
             inflight: BTreeMap::new(),
             groups: BTreeSet::new(),
+            watching: BTreeSet::new(),
             attempt: 0,
             rng,
             out: VecDeque::new(),
@@ -255,6 +270,7 @@ impl Engine {
             e.ack_sent = s.last_seq;
             e.next_id = s.next_id.max(1);
             e.groups = s.groups.into_iter().collect();
+            e.watching = s.watching.into_iter().collect();
             for p in s.pending {
                 e.next_id = e.next_id.max(p.id + 1);
                 // Restored items were accepted before: they bypass the bound.
@@ -440,6 +456,34 @@ impl Engine {
                 }
             }
             ServerFrame::Pong { .. } => {}
+            ServerFrame::PresenceChange {
+                group,
+                user,
+                change,
+            } => {
+                if self.phase == Phase::Connected {
+                    self.emit(Event::PresenceChange {
+                        group,
+                        user,
+                        change,
+                    });
+                }
+            }
+            ServerFrame::PresenceSummary {
+                group,
+                joined,
+                left,
+                present,
+            } => {
+                if self.phase == Phase::Connected {
+                    self.emit(Event::PresenceSummary {
+                        group,
+                        joined,
+                        left,
+                        present,
+                    });
+                }
+            }
         }
     }
 
@@ -498,14 +542,21 @@ impl Engine {
         if lost_session.is_some() && !self.groups.is_empty() {
             let groups: Vec<String> = self.groups.iter().cloned().collect();
             for g in &groups {
+                let presence = self.watching.contains(g);
                 let frame = |id| {
                     ClientFrame::Join {
                         id: Some(RequestId::Int(id)),
                         group: g.clone(),
+                        presence,
                     }
                     .encode()
                 };
-                self.internal(now, frame, Effect::Join(g.clone()));
+                let effect = if presence {
+                    Effect::JoinWatching(g.clone())
+                } else {
+                    Effect::Join(g.clone())
+                };
+                self.internal(now, frame, effect);
             }
             self.emit(Event::Rejoined { groups });
         }
@@ -556,8 +607,13 @@ impl Engine {
                 Effect::Join(g) => {
                     self.groups.insert(g.clone());
                 }
+                Effect::JoinWatching(g) => {
+                    self.groups.insert(g.clone());
+                    self.watching.insert(g.clone());
+                }
                 Effect::Leave(g) => {
                     self.groups.remove(g);
+                    self.watching.remove(g);
                 }
                 Effect::None => {}
             }
@@ -885,6 +941,7 @@ impl Engine {
             last_seq: self.last_seq,
             next_id: self.next_id,
             groups: self.groups.iter().cloned().collect(),
+            watching: self.watching.iter().cloned().collect(),
             pending,
         }
     }
@@ -914,9 +971,10 @@ fn validate(req: &Request) -> Result<(), ClientError> {
             )),
             Target::Session(_) => Ok(()),
         },
-        Request::Publish { group, .. } | Request::Join { group } | Request::Leave { group } => {
-            name("group", group)
-        }
+        Request::Publish { group, .. }
+        | Request::Join { group, .. }
+        | Request::Leave { group }
+        | Request::Presence { group } => name("group", group),
         Request::Broadcast { .. } => Ok(()),
         Request::Rpc { method, .. } => name("method", method),
     }
@@ -955,13 +1013,26 @@ fn encode(id: i64, req: &Request) -> (String, Effect) {
             .encode(),
             Effect::None,
         ),
-        Request::Join { group } => (
+        Request::Join { group, presence } => (
             ClientFrame::Join {
                 id,
                 group: group.clone(),
+                presence: *presence,
             }
             .encode(),
-            Effect::Join(group.clone()),
+            if *presence {
+                Effect::JoinWatching(group.clone())
+            } else {
+                Effect::Join(group.clone())
+            },
+        ),
+        Request::Presence { group } => (
+            ClientFrame::Presence {
+                id: rpc_id,
+                group: group.clone(),
+            }
+            .encode(),
+            Effect::None,
         ),
         Request::Leave { group } => (
             ClientFrame::Leave {

@@ -35,7 +35,10 @@ pub fn request_from_json(json: &str) -> Result<Request, ClientError> {
             data: owned(data),
             echo,
         },
-        ClientFrame::Join { group, .. } => Request::Join { group },
+        ClientFrame::Join {
+            group, presence, ..
+        } => Request::Join { group, presence },
+        ClientFrame::Presence { group, .. } => Request::Presence { group },
         ClientFrame::Leave { group, .. } => Request::Leave { group },
         ClientFrame::Rpc { method, data, .. } => Request::Rpc {
             method,

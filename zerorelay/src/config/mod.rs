@@ -53,6 +53,29 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// The alert webhook.
     pub alerts: AlertsConfig,
+    /// Presence notices.
+    pub presence: PresenceConfig,
+}
+
+/// `[presence]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Above this many users present in a group, watchers get one
+    /// `presence_summary` per `notify_ms` instead of a `presence_change`
+    /// per join and leave.
+    pub max_notify_members: usize,
+    /// How often a large group's summary goes out, in milliseconds.
+    pub notify_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            max_notify_members: 100,
+            notify_ms: 1_000,
+        }
+    }
 }
 
 /// `[alerts]`: a webhook told when a threshold is crossed and when it
@@ -419,6 +442,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Write logs to this file instead of standard error.
     pub file: Option<String>,
+    /// Also export logs with OpenTelemetry (OTLP over HTTP).
+    pub otlp: OtlpConfig,
 }
 
 impl Default for LogConfig {
@@ -427,6 +452,32 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
             file: None,
+            otlp: OtlpConfig::default(),
+        }
+    }
+}
+
+/// `[log.otlp]`: the `zerorelay` command's logs, exported to an
+/// OpenTelemetry collector as OTLP over HTTP (protobuf) besides the console
+/// or file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP base address (`http://collector:4318`);
+    /// logs go to `<endpoint>/v1/logs`. Unset: no export.
+    pub endpoint: Option<String>,
+    /// `service.name` on every record.
+    pub service_name: String,
+    /// How long one export may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            endpoint: None,
+            service_name: "zerorelay".into(),
+            timeout_ms: 10_000,
         }
     }
 }
@@ -582,6 +633,27 @@ impl Config {
             10_000_000,
         )?;
         range("hooks.queue", self.hooks.queue, 1, 10_000_000)?;
+        let o = &self.log.otlp;
+        if let Some(e) = &o.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) || e.ends_with("/v1/logs") {
+                return Err(Error::Config(format!(
+                    "`log.otlp.endpoint` must be the collector's base address like http://collector:4318 (logs go to /v1/logs), got {e:?}"
+                )));
+            }
+        }
+        if o.service_name.is_empty() {
+            return Err(Error::Config(
+                "`log.otlp.service_name` must not be empty".into(),
+            ));
+        }
+        range("log.otlp.timeout_ms", o.timeout_ms, 10, 600_000)?;
+        range("presence.notify_ms", self.presence.notify_ms, 10, 600_000)?;
+        range(
+            "presence.max_notify_members",
+            self.presence.max_notify_members,
+            0,
+            10_000_000,
+        )?;
         let a = &self.alerts;
         if let Some(u) = &a.url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -644,8 +716,10 @@ impl Config {
         differs("[metrics]", self.metrics != next.metrics);
         differs("[hooks]", self.hooks != next.hooks);
         differs("[alerts]", self.alerts != next.alerts);
+        differs("[presence]", self.presence != next.presence);
         differs("log.format", self.log.format != next.log.format);
         differs("log.file", self.log.file != next.log.file);
+        differs("[log.otlp]", self.log.otlp != next.log.otlp);
         let (a, b) = (&self.limits, &next.limits);
         differs(
             "limits.max_frame_bytes (raised above its value at start)",

@@ -116,6 +116,8 @@ pub enum ClientFrame<'a> {
         id: Option<RequestId>,
         /// Group name.
         group: String,
+        /// Whether to be told who joins and leaves (revision 1.3).
+        presence: bool,
     },
     /// Leave a group.
     Leave {
@@ -170,6 +172,13 @@ pub enum ClientFrame<'a> {
         /// The new token.
         token: String,
     },
+    /// Who is in a group (revision 1.3).
+    Presence {
+        /// Request id (required: the answer is a `result`).
+        id: RequestId,
+        /// Group name.
+        group: String,
+    },
 }
 
 impl ClientFrame<'_> {
@@ -186,6 +195,7 @@ impl ClientFrame<'_> {
             ClientFrame::Ping { .. } => "ping",
             ClientFrame::Rpc { .. } => "rpc",
             ClientFrame::Refresh { .. } => "refresh",
+            ClientFrame::Presence { .. } => "presence",
         }
     }
 
@@ -200,6 +210,7 @@ impl ClientFrame<'_> {
             | ClientFrame::Broadcast { id, .. }
             | ClientFrame::Ping { id }
             | ClientFrame::Refresh { id, .. } => id.as_ref(),
+            ClientFrame::Presence { id, .. } => Some(id),
             ClientFrame::Rpc { id, .. } => Some(id),
         }
     }
@@ -264,6 +275,8 @@ struct RawFrame<'a> {
     seq: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    presence: Option<&'a RawValue>,
 }
 
 /// Keeps an explicit `null` as `Some("null")`, so that `"id":null` is an
@@ -376,7 +389,7 @@ pub fn parse_unnumbered(text: &str) -> Result<ClientFrame<'_>, ParseError> {
             "a request handed to the client must not carry an `id`: the client numbers requests",
         ));
     }
-    let id = (ty == "rpc").then_some(RequestId::Int(0));
+    let id = matches!(&*ty, "rpc" | "presence").then_some(RequestId::Int(0));
     frame(&ty, &raw, id).map_err(|error| ParseError { error, id: None })
 }
 
@@ -454,6 +467,7 @@ fn frame<'a>(
         "join" => ClientFrame::Join {
             id,
             group: name("group", required("group", raw.group)?)?,
+            presence: optional_bool("presence", raw.presence)?,
         },
         "leave" => ClientFrame::Leave {
             id,
@@ -482,6 +496,10 @@ fn frame<'a>(
         "refresh" => ClientFrame::Refresh {
             id,
             token: string("token", required("token", raw.token)?)?,
+        },
+        "presence" => ClientFrame::Presence {
+            id: id.ok_or_else(|| bad("`presence` needs an `id` to answer with its result"))?,
+            group: name("group", required("group", raw.group)?)?,
         },
         other => {
             let mut shown: String = other.chars().take(32).collect();
@@ -674,7 +692,15 @@ impl serde::Serialize for ClientFrame<'_> {
                 }
                 m.serialize_entry("data", data)?;
             }
-            ClientFrame::Join { group, .. } | ClientFrame::Leave { group, .. } => {
+            ClientFrame::Join {
+                group, presence, ..
+            } => {
+                m.serialize_entry("group", group)?;
+                if *presence {
+                    m.serialize_entry("presence", &true)?;
+                }
+            }
+            ClientFrame::Leave { group, .. } | ClientFrame::Presence { group, .. } => {
                 m.serialize_entry("group", group)?;
             }
             ClientFrame::Publish {

@@ -140,6 +140,27 @@ pub enum ServerFrame {
         /// Milliseconds until the credentials expire.
         expires_in_ms: u64,
     },
+    /// A user joined or left a group this session watches (revision 1.3).
+    PresenceChange {
+        /// The group.
+        group: String,
+        /// The user; `null` for a session without one.
+        user: Option<String>,
+        /// `join` or `leave`.
+        change: String,
+    },
+    /// Joins and leaves of a large group this session watches since the
+    /// last notice (revision 1.3).
+    PresenceSummary {
+        /// The group.
+        group: String,
+        /// Users who joined.
+        joined: u64,
+        /// Users who left.
+        left: u64,
+        /// Users (and anonymous sessions) present now.
+        present: u64,
+    },
 }
 
 impl ServerFrame {
@@ -217,6 +238,17 @@ impl ServerFrame {
             "refresh_required" => ServerFrame::RefreshRequired {
                 expires_in_ms: get(raw.expires_in_ms, "expires_in_ms")?,
             },
+            "presence_change" => ServerFrame::PresenceChange {
+                group: get(raw.group, "group")?,
+                user: get(raw.user, "user")?,
+                change: get(raw.change, "change")?,
+            },
+            "presence_summary" => ServerFrame::PresenceSummary {
+                group: get(raw.group, "group")?,
+                joined: get(raw.joined, "joined")?,
+                left: get(raw.left, "left")?,
+                present: get(raw.present, "present")?,
+            },
             "message" => ServerFrame::Message(MessageFrame {
                 seq: get(raw.seq, "seq")?,
                 kind: get(raw.kind, "kind")?,
@@ -269,6 +301,16 @@ struct RawServerFrame<'a> {
     group: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "super::client::present")]
     ts: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    user: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    change: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    joined: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    left: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "super::client::present")]
+    present: Option<&'a RawValue>,
 }
 
 /// Decodes a `message` frame laid out exactly as [`Delivery::frame`] writes

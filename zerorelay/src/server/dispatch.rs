@@ -74,6 +74,7 @@ fn frame_type(f: &ClientFrame<'_>) -> FrameType {
         ClientFrame::Broadcast { .. } => FrameType::Broadcast,
         ClientFrame::Rpc { .. } => FrameType::Rpc,
         ClientFrame::Refresh { .. } => FrameType::Refresh,
+        ClientFrame::Presence { .. } => FrameType::Presence,
     }
 }
 
@@ -137,13 +138,18 @@ where
             ),
             ClientFrame::Ack { seq } => self.on_ack(seq),
             ClientFrame::Ping { id } => self.write(&ServerFrame::Pong { id }.encode()),
-            ClientFrame::Join { id, group } => {
+            ClientFrame::Join {
+                id,
+                group,
+                presence,
+            } => {
                 if self.shared.authorizer.is_some() {
-                    return self.hold(id, Held::Join { group });
+                    return self.hold(id, Held::Join { group, presence });
                 }
-                let r = self.join(group);
+                let r = self.join(group, presence);
                 self.answer(id.as_ref(), r)
             }
+            ClientFrame::Presence { id, group } => self.presence(id, &group),
             ClientFrame::Leave { id, group } => {
                 let r = self.leave(&group);
                 self.answer(id.as_ref(), r)
@@ -384,17 +390,41 @@ where
         Ok(())
     }
 
-    fn join(&self, group: String) -> Result<(), ProtocolError> {
-        self.authorize(Action::Join { group: &group })?;
-        self.do_join(group)
+    fn join(&self, group: String, presence: bool) -> Result<(), ProtocolError> {
+        self.check_join(&group, presence)?;
+        self.do_join(group, presence)
     }
 
-    pub(super) fn do_join(&self, group: String) -> Result<(), ProtocolError> {
+    /// A join's permissions: `join`, and `presence` when it asks for notices.
+    pub(super) fn check_join(&self, group: &str, presence: bool) -> Result<(), ProtocolError> {
+        self.authorize(Action::Join { group })?;
+        if presence {
+            self.authorize(Action::Presence { group })?;
+        }
+        Ok(())
+    }
+
+    /// Who is in `group`, answered as a `result` (the roles' `presence`
+    /// permission decides).
+    fn presence(&mut self, id: RequestId, group: &str) -> Result<(), End> {
+        if let Err(e) = self.authorize(Action::Presence { group }) {
+            return self.reply_error(Some(&id), e.code, &e.message, false);
+        }
+        let list = self.shared.presence.snapshot(group);
+        let data = serde_json::value::to_raw_value(&list).expect("presence is JSON");
+        self.write(&ServerFrame::Result { id, data }.encode())
+    }
+
+    pub(super) fn do_join(&self, group: String, presence: bool) -> Result<(), ProtocolError> {
         let group: Arc<str> = group.into();
         let max = self.shared.router.limits().max_groups;
         {
             let mut st = self.session.lock();
             if st.groups.contains(&group) {
+                drop(st);
+                if presence {
+                    self.shared.presence.watch(&group, &self.session);
+                }
                 return Ok(());
             }
             if st.groups.len() >= max {
@@ -413,6 +443,7 @@ where
             store.leave(&group, &self.session.id);
             return Ok(());
         }
+        self.shared.presence.joined(&group, &self.session, presence);
         self.shared.events.emit(|| HostEvent::Joined {
             session: self.session.id.to_string(),
             user: self.identity.user.clone(),
@@ -425,6 +456,7 @@ where
         let was = self.session.lock().groups.remove(group);
         self.shared.router.store().leave(group, &self.session.id);
         if was {
+            self.shared.presence.left(group, &self.session);
             self.shared.events.emit(|| HostEvent::Left {
                 session: self.session.id.to_string(),
                 user: self.identity.user.clone(),

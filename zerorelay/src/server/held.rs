@@ -25,6 +25,7 @@ use crate::validate::{Payload, Verdict};
 pub(super) enum Held {
     Join {
         group: String,
+        presence: bool,
     },
     Publish {
         group: String,
@@ -55,7 +56,7 @@ impl Held {
     /// What the authorizer is asked about (nothing for a `refresh`).
     fn action(&self) -> Option<Action<'_>> {
         Some(match self {
-            Held::Join { group } => Action::Join { group },
+            Held::Join { group, .. } => Action::Join { group },
             Held::Publish { group, .. } => Action::Publish { group },
             Held::Send { target, .. } => Action::Send { target },
             Held::Broadcast { .. } => Action::Broadcast,
@@ -93,7 +94,7 @@ where
         }
         let checked = match &what {
             Held::Refresh { .. } => Ok(()),
-            Held::Join { group } => self.authorize(Action::Join { group }),
+            Held::Join { group, presence } => self.check_join(group, *presence),
             Held::Publish { group, data, .. } => self.check_publish(group, data),
             Held::Send { target, .. } => self.check_send(target),
             Held::Broadcast { .. } => self.check_broadcast(),
@@ -135,7 +136,7 @@ where
 
     fn perform(&mut self, what: &Held) -> Result<(), ProtocolError> {
         match what {
-            Held::Join { group } => self.do_join(group.clone()),
+            Held::Join { group, presence } => self.do_join(group.clone(), *presence),
             Held::Publish { group, data, echo } => self.route_publish(group, data, *echo),
             Held::Send { target, data } => self.route_send(target, data),
             Held::Broadcast { data, echo } => self.route_broadcast(data, *echo),

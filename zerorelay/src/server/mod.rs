@@ -11,6 +11,8 @@
 //!     (authorizer, validation);
 //!   - `writer`: deliveries and answers to the socket, and the close.
 //! - `tls`: `wss://` with a certificate that reloads without a restart.
+//! - `presence`: who is in each group, by user, and the notices for
+//!   sessions that watch.
 //! - `prefixed`: the first bytes of a request, read to choose between the
 //!   WebSocket upgrade and the HTTP surface ([`crate::http`]).
 //! - [`limiter`]: per-connection rate limit and abuse counting.
@@ -30,6 +32,7 @@ pub mod limiter;
 pub mod listener;
 mod live;
 mod prefixed;
+mod presence;
 pub mod rpc;
 mod tls;
 mod writer;
@@ -194,6 +197,7 @@ impl RelayBuilder {
             shutdown,
             events: events::HostEvents::new(self.hooks, c.hooks.queue, c.hooks.messages),
             metrics: crate::metrics::Metrics::new(c.metrics.enabled),
+            presence: presence::PresenceIndex::new(c.presence.max_notify_members),
             idempotency: crate::http::Idempotency::new(
                 Duration::from_millis(c.api.idempotency_ttl_ms),
                 c.api.idempotency_keys,
@@ -206,6 +210,7 @@ impl RelayBuilder {
             config: self.config,
         });
         tokio::spawn(maintain(shared.clone()));
+        tokio::spawn(presence::summaries(shared.clone()));
         if shared.tls.is_some() && shared.config.tls.watch_ms > 0 {
             tokio::spawn(watch_tls(shared.clone()));
         }
@@ -244,6 +249,8 @@ pub(crate) struct Shared {
     /// Connections between accept and `welcome`, by address.
     pub(crate) handshaking: dashmap::DashMap<IpAddr, usize>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Who is in each group, by user.
+    pub(crate) presence: presence::PresenceIndex,
     /// Answers of the HTTP API's routing calls, by `Idempotency-Key`.
     pub(crate) idempotency: crate::http::Idempotency,
     /// Whether the WebSocket listener is accepting (for `/readyz`).
@@ -748,25 +755,9 @@ impl Relay {
     }
 
     /// Who is in `group`: each user with how many of their sessions are
-    /// members, and how many member sessions have no user.
+    /// members, sorted by user, and how many member sessions have no user.
     pub fn presence(&self, group: &str) -> Presence {
-        let mut users: std::collections::BTreeMap<String, usize> = Default::default();
-        let mut anonymous = 0;
-        self.shared
-            .router
-            .store()
-            .for_members(group, &mut |s| match &s.user {
-                Some(u) => *users.entry(u.to_string()).or_default() += 1,
-                None => anonymous += 1,
-            });
-        Presence {
-            group: group.to_owned(),
-            members: users
-                .into_iter()
-                .map(|(user, sessions)| PresenceMember { user, sessions })
-                .collect(),
-            anonymous,
-        }
+        self.shared.presence.snapshot(group)
     }
 
     /// Every session, sorted by id.
@@ -886,9 +877,10 @@ pub(crate) fn end_session(
 /// server-wide count, and tells the host.
 fn remove_session(shared: &Shared, s: &Arc<crate::session::Session>, reason: &str) {
     let store = shared.router.store();
-    if shared.events.listened() {
+    {
         let groups: Vec<String> = s.lock().groups.iter().map(|g| g.to_string()).collect();
         for group in groups {
+            shared.presence.left(&group, s);
             shared.events.emit(|| HostEvent::Left {
                 session: s.id.to_string(),
                 user: s.user.as_ref().map(|u| u.to_string()),

@@ -315,7 +315,13 @@ fn an_auth_refusal_is_not_retried_and_fails_everything_pending() {
     assert!(matches!(ev.last(), Some(Event::Closed { .. })));
     assert!(t.e.is_closed());
     assert!(matches!(
-        t.e.request(t.now, Request::Join { group: "g".into() }),
+        t.e.request(
+            t.now,
+            Request::Join {
+                group: "g".into(),
+                presence: false
+            }
+        ),
         Err(ClientError::Closed)
     ));
 }
@@ -429,6 +435,7 @@ fn a_lost_session_restarts_seqs_and_rejoins_groups() {
         t.now,
         Request::Join {
             group: "room".into(),
+            presence: false,
         },
     )
     .unwrap();
@@ -454,13 +461,76 @@ fn a_lost_session_restarts_seqs_and_rejoins_groups() {
 }
 
 #[test]
+fn a_group_joined_with_presence_is_rejoined_with_it_and_notices_become_events() {
+    let mut t = T::new(opts());
+    t.connect(S1, false);
+    for (group, presence) in [("watched", true), ("plain", false)] {
+        t.e.request(
+            t.now,
+            Request::Join {
+                group: group.into(),
+                presence,
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        t.sent(),
+        [
+            json!({"type":"join","id":1,"group":"watched","presence":true}),
+            json!({"type":"join","id":2,"group":"plain"})
+        ]
+    );
+    t.frame(json!({"type":"ok","id":1}));
+    t.frame(json!({"type":"ok","id":2}));
+    t.outputs();
+    t.frame(json!({"type":"presence_change","group":"watched","user":"bob","change":"join"}));
+    t.frame(json!({"type":"presence_summary","group":"watched","joined":3,"left":1,"present":9}));
+    let out = t.outputs();
+    let ev = events(&out);
+    assert!(
+        matches!(ev[0], Event::PresenceChange { group, user: Some(u), change } if group == "watched" && u == "bob" && change == "join")
+    );
+    assert!(matches!(
+        ev[1],
+        Event::PresenceSummary {
+            joined: 3,
+            left: 1,
+            present: 9,
+            ..
+        }
+    ));
+    t.reconnect_to_hello();
+    let out = t.welcome(S2, false);
+    assert_eq!(
+        sent_frames(&out),
+        [
+            json!({"type":"join","id":3,"group":"plain"}),
+            json!({"type":"join","id":4,"group":"watched","presence":true})
+        ]
+    );
+}
+
+#[test]
 fn leave_removes_the_group_from_what_is_rejoined() {
     let mut t = T::new(opts());
     t.connect(S1, false);
-    t.e.request(t.now, Request::Join { group: "a".into() })
-        .unwrap();
-    t.e.request(t.now, Request::Join { group: "b".into() })
-        .unwrap();
+    t.e.request(
+        t.now,
+        Request::Join {
+            group: "a".into(),
+            presence: false,
+        },
+    )
+    .unwrap();
+    t.e.request(
+        t.now,
+        Request::Join {
+            group: "b".into(),
+            presence: false,
+        },
+    )
+    .unwrap();
     t.e.request(t.now, Request::Leave { group: "a".into() })
         .unwrap();
     for id in 1..=3 {
@@ -477,7 +547,13 @@ fn a_full_queue_fails_fast_or_drops_the_oldest() {
     t.e.start(t.now);
     t.publish(1);
     t.publish(2);
-    let r = t.e.request(t.now, Request::Join { group: "g".into() });
+    let r = t.e.request(
+        t.now,
+        Request::Join {
+            group: "g".into(),
+            presence: false,
+        },
+    );
     assert!(matches!(r, Err(ClientError::QueueFull)));
 
     o.queue.full = FullPolicy::DropOldest;
@@ -608,6 +684,7 @@ fn a_snapshot_restores_the_session_groups_and_pending_requests() {
         t.now,
         Request::Join {
             group: "room".into(),
+            presence: false,
         },
     )
     .unwrap();
@@ -654,6 +731,7 @@ fn invalid_requests_are_refused_before_queueing() {
     for req in [
         Request::Join {
             group: "bad name".into(),
+            presence: false,
         },
         Request::Rpc {
             method: "".into(),
