@@ -1,6 +1,8 @@
 //! The `zerorelay` command, run as a real process.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -446,4 +448,56 @@ fn config_check_validates_a_file_and_every_file_it_names_without_starting() {
         assert!(err.contains(named), "{name}: {err}");
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn logs_are_exported_over_otlp_http_to_a_collector() {
+    use common::http::{HttpServer, Reply};
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let keep = bodies.clone();
+    let collector = HttpServer::start("/v1/logs", move |body| {
+        keep.lock().unwrap().push(body.to_owned());
+        Reply {
+            status: 200,
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    })
+    .await;
+    let base = collector.url.strip_suffix("/v1/logs").unwrap().to_owned();
+    let endpoint = format!("log.otlp.endpoint={base}");
+    let (mut child, url) = serve(
+        &[
+            "--set",
+            &endpoint,
+            "--set",
+            "log.otlp.service_name=relay-under-test",
+        ],
+        &[],
+    );
+    let (ws, w) = hello(&url).await;
+    assert_eq!(w["type"], "welcome");
+    drop(ws);
+    // SIGTERM: the relay shuts down and flushes what the exporter holds.
+    let status = tokio::task::spawn_blocking(move || terminate(&mut child))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let got = bodies.lock().unwrap().join("\n");
+    assert!(collector.hits() >= 1, "the collector got nothing");
+    for text in [
+        "The relay is listening.",
+        "relay-under-test",
+        "service.name",
+    ] {
+        assert!(
+            got.contains(text),
+            "{text:?} is not in what the collector got"
+        );
+    }
+    // Only the relay's own events: not the exporter's HTTP client's.
+    assert!(
+        !got.contains("hyper"),
+        "the exporter exported its own client's logs"
+    );
 }

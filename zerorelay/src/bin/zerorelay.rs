@@ -127,8 +127,8 @@ fn main() -> ExitCode {
         print!("{}", printable(&config));
         return ExitCode::SUCCESS;
     }
-    let log = match init_logging(&config) {
-        Ok(handle) => handle,
+    let (log, otlp) = match init_logging(&config) {
+        Ok(logging) => logging,
         Err(e) => {
             eprintln!("zerorelay: {e}");
             return ExitCode::from(2);
@@ -154,7 +154,14 @@ fn main() -> ExitCode {
         .build()
         .expect("a Tokio runtime can be built");
     let reload = || opts.load();
-    match runtime.block_on(serve(config, &reload, &log)) {
+    let served = runtime.block_on(serve(config, &reload, &log));
+    // What the exporter still holds goes out before the process ends.
+    if let Some(provider) = otlp {
+        if let Err(e) = provider.shutdown() {
+            eprintln!("zerorelay: the OTLP log export did not finish: {e}");
+        }
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zerorelay: {e}");
@@ -318,17 +325,60 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(config: &Config) -> Result<LogHandle, String> {
+/// The `[log.otlp]` export: a batch exporter of OTLP/HTTP protobuf to
+/// `<endpoint>/v1/logs`, on a thread of its own.
+fn otlp_provider(
+    c: &zerorelay::config::OtlpConfig,
+) -> Result<Option<opentelemetry_sdk::logs::SdkLoggerProvider>, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let Some(endpoint) = &c.endpoint else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::LogExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/logs", endpoint.trim_end_matches('/')))
+        .with_timeout(std::time::Duration::from_millis(c.timeout_ms))
+        .with_headers(Default::default())
+        .build()
+        .map_err(|e| format!("`log.otlp`: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(c.service_name.clone())
+        .build();
+    Ok(Some(
+        opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_batch_exporter(exporter)
+            .build(),
+    ))
+}
+
+fn init_logging(
+    config: &Config,
+) -> Result<
+    (
+        LogHandle,
+        Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    ),
+    String,
+> {
     use tracing_subscriber::prelude::*;
-    use tracing_subscriber::{fmt, reload, EnvFilter};
-    let filter = EnvFilter::try_new(&config.log.level).map_err(|e| {
+    use tracing_subscriber::{filter, fmt, reload, EnvFilter};
+    let level = EnvFilter::try_new(&config.log.level).map_err(|e| {
         format!(
             "`log.level` {:?} is not a valid filter: {e}",
             config.log.level
         )
     })?;
-    let (filter, handle) = reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
+    let (level, handle) = reload::Layer::new(level);
+    let provider = otlp_provider(&config.log.otlp)?;
+    // Only the relay's own events: the exporter's HTTP client logs too, and
+    // exporting those would feed the exporter its own output.
+    let otlp = provider.as_ref().map(|p| {
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(p)
+            .with_filter(filter::filter_fn(|m| m.target().starts_with("zerorelay")))
+    });
+    let registry = tracing_subscriber::registry().with(level).with(otlp);
     match (&config.log.file, config.log.format) {
         (None, LogFormat::Text) => registry
             .with(fmt::layer().with_writer(std::io::stderr))
@@ -353,5 +403,5 @@ fn init_logging(config: &Config) -> Result<LogHandle, String> {
             }
         }
     }
-    Ok(handle)
+    Ok((handle, provider))
 }

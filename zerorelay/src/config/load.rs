@@ -112,6 +112,7 @@ fn env_section<'a>(schema: &'a Table, var: &str) -> Option<&'a str> {
 /// nothing) but can be set from the environment and flags, as strings.
 const OPTIONAL_STRINGS: &[&str] = &[
     "log.file",
+    "log.otlp.endpoint",
     "auth.jwt.secret",
     "auth.jwt.secret_file",
     "auth.jwt.public_key_file",
