@@ -297,12 +297,24 @@ async fn health_says_ready_then_full_then_draining() {
     let relay = Relay::builder(c).build().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    // Built, not yet listening: /readyz through the handler a host mounts.
+    // The HTTP surface on an admin listener before the WebSocket listener
+    // runs: not ready yet.
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    tokio::spawn(relay.clone().serve_admin(admin));
+    let (st, b) = call(http().get(format!("http://{admin_addr}/readyz"))).await;
+    assert_eq!(
+        (st, b),
+        (
+            503,
+            json!({"status":"not_ready","reason":"not listening yet"})
+        )
+    );
+    // A host that mounts the handlers accepts the WebSockets itself: ready.
     let req = hyper::Request::get("/readyz")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
-    let r = relay.handle_http(req, None).await;
-    assert_eq!(r.status(), 503);
+    assert_eq!(relay.handle_http(req, None).await.status(), 200);
     let task = tokio::spawn(relay.clone().serve(listener));
     let s = common::Server::from_parts(relay.clone(), addr, task);
     let base = format!("http://{addr}");

@@ -2,8 +2,9 @@
 //!
 //! The host owns the HTTP server (hyper here; axum handlers look the same,
 //! since axum's `Request` is hyper's): it serves its own routes (`/healthz`,
-//! `/sessions`) and hands WebSocket upgrades on `/ws` to the relay with
-//! [`Relay::accept_upgraded`]. It also talks to the relay from the host side:
+//! `/sessions`), mounts the relay's HTTP surface (`/readyz`, `/metrics`,
+//! `/api/…`) with [`Relay::handle_http`], and hands WebSocket upgrades on
+//! `/ws` to the relay with [`Relay::accept_upgraded`]. It also talks to the relay from the host side:
 //! it registers an RPC method and publishes a tick to the `clock` group.
 
 use std::convert::Infallible;
@@ -71,6 +72,10 @@ async fn route(
         "/sessions" => {
             let body = serde_json::to_string(&relay.sessions()).expect("sessions are JSON");
             text(StatusCode::OK, &body)
+        }
+        // The relay's own surface: readiness, Prometheus metrics, the API.
+        p if p == "/readyz" || p == "/metrics" || p.starts_with("/api/") => {
+            relay.handle_http(req, Some(peer)).await
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })

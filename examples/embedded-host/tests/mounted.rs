@@ -78,6 +78,13 @@ async fn clients_talk_through_the_relay_mounted_on_the_host_router() {
     let listed = http_get(addr, "/sessions").await;
     assert!(listed.contains("\"groups\":[\"clock\"]"), "{listed}");
     assert!(http_get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    // The relay's surface, mounted on the host's router.
+    let ready = http_get(addr, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let metrics = http_get(addr, "/metrics").await;
+    assert!(metrics.contains("zerorelay_connections 1"), "{metrics}");
+    let stats = http_get(addr, "/api/stats").await;
+    assert!(stats.contains("\"sessions\":1"), "{stats}");
     let sessions = relay.sessions();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].groups, vec!["clock".to_owned()]);

@@ -40,6 +40,10 @@ pub(crate) enum Surface {
     All,
     /// Nothing: `[admin] listen` serves them elsewhere.
     WebSocketOnly,
+    /// Health, metrics and the API, mounted by a host on its own server
+    /// ([`crate::Relay::handle_http`]), which accepts the WebSockets: ready
+    /// does not wait for the relay's own listener.
+    Mounted,
 }
 
 /// Serves HTTP/1.1 requests on one connection until the client closes it,
@@ -100,7 +104,7 @@ where
     let endpoint = endpoint(req.uri().path());
     let resp = match surface {
         Surface::WebSocketOnly => not_found(req.uri().path(), shared),
-        Surface::All => route(shared, req, peer, endpoint).await,
+        Surface::All | Surface::Mounted => route(shared, req, peer, endpoint, surface).await,
     };
     shared.metrics.http(endpoint, resp.status().as_u16());
     resp
@@ -129,6 +133,7 @@ async fn route<B>(
     req: Request<B>,
     peer: Option<SocketAddr>,
     endpoint: Endpoint,
+    surface: Surface,
 ) -> Response<Body>
 where
     B: hyper::body::Body,
@@ -140,7 +145,7 @@ where
             method_not_allowed("GET")
         }
         Endpoint::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Endpoint::Readyz => match readiness(shared) {
+        Endpoint::Readyz => match readiness(shared, surface != Surface::Mounted) {
             Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
             Err(reason) => json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -171,11 +176,12 @@ where
 }
 
 /// Why the relay is not ready for new connections, if it is not.
-pub(crate) fn readiness(shared: &Shared) -> Result<(), &'static str> {
+/// `own_listener`: the relay accepts its connections itself (not a host).
+pub(crate) fn readiness(shared: &Shared, own_listener: bool) -> Result<(), &'static str> {
     if shared.is_shutting_down() {
         return Err("shutting down");
     }
-    if !shared.is_listening() {
+    if own_listener && !shared.is_listening() {
         return Err("not listening yet");
     }
     if shared.connections.available_permits() == 0 {

@@ -501,9 +501,11 @@ impl Relay {
 
     /// Answers a request for the HTTP surface (`/healthz`, `/readyz`,
     /// `/metrics`, `/api/…`; anything else is a JSON 404), for a host that
-    /// runs its own hyper or axum server and mounts these paths. `peer`
-    /// is the caller's address (development mode opens the API to
-    /// loopback callers only).
+    /// runs its own hyper or axum server and mounts these paths (and hands
+    /// `/ws` upgrades to [`Relay::accept_upgraded`]). `peer` is the
+    /// caller's address (development mode opens the API to loopback
+    /// callers only). `/readyz` then does not wait for the relay's own
+    /// listener, which such a host does not start.
     pub async fn handle_http<B>(
         &self,
         req: hyper::Request<B>,
@@ -513,7 +515,7 @@ impl Relay {
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        crate::http::handle(&self.shared, req, peer, crate::http::Surface::All).await
+        crate::http::handle(&self.shared, req, peer, crate::http::Surface::Mounted).await
     }
 
     /// Runs the relay protocol on a WebSocket the host already accepted (on
