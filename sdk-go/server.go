@@ -236,6 +236,19 @@ func (s *Server) Groups() ([]GroupInfo, error) {
 	return v, json.Unmarshal([]byte(text), &v)
 }
 
+// Presence returns who is in a group: its users with their session counts.
+func (s *Server) Presence(group string) (Presence, error) {
+	g := cstr(group)
+	defer free(g)
+	var out *C.char
+	var p Presence
+	if err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_presence(h, g, &out)) }); err != nil {
+		return p, err
+	}
+	text, _ := takeString(out)
+	return p, json.Unmarshal([]byte(text), &p)
+}
+
 // Close shuts the server down gracefully (clients get 1001) and frees it.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() { close(s.done) })

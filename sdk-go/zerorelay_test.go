@@ -549,6 +549,12 @@ func TestPresenceAcrossTabsAndUsers(t *testing.T) {
 	if fmt.Sprint(p) != fmt.Sprint(want) {
 		t.Fatalf("got %+v, want %+v", p, want)
 	}
+	if hp, err := s.Presence("room"); err != nil || fmt.Sprint(hp) != fmt.Sprint(want) {
+		t.Fatalf("the server says %+v (%v)", hp, err)
+	}
+	if _, err := s.Presence("not a name"); !errors.Is(err, zerorelay.ErrBadRequest) {
+		t.Fatalf("a bad name: %v", err)
+	}
 	// Only the user's last session leaving is a leave.
 	if err := tab1.Close(); err != nil {
 		t.Fatal(err)

@@ -357,6 +357,14 @@ enum zr_status zr_server_sessions(const struct zr_server *s, char **out_json);
 // As `zr_server_sessions`.
 enum zr_status zr_server_groups(const struct zr_server *s, char **out_json);
 
+// Who is in `group`, as a JSON object `{group, members: [{user,
+// sessions}], anonymous}`; ZR_ERR_BAD_REQUEST for a name outside the
+// grammar.
+//
+// # Safety
+// As `zr_server_sessions`; `group` is NUL-terminated.
+enum zr_status zr_server_presence(const struct zr_server *s, const char *group, char **out_json);
+
 // Waits up to `timeout_ms` for what happens to sessions and writes up to
 // `max` events as a JSON array to `out_json` (null when none came in
 // time): `{"type":"connected","session","user","resumed","remote"}`,

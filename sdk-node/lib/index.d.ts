@@ -341,6 +341,7 @@ export declare class Server extends EventEmitter {
   dropConnection (session: string): boolean
   sessions (): SessionInfo[]
   groups (): Array<{ name: string; members: number; [key: string]: unknown }>
+  presence (group: string): Presence
   stats (): Record<string, number>
   close (): Promise<void>
 }

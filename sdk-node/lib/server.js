@@ -296,6 +296,9 @@ class Server extends EventEmitter {
   /** Every group and its member count. */
   groups () { return JSON.parse(this.#native.groups()) }
 
+  /** Who is in a group: `{ group, members: [{ user, sessions }], anonymous }`. */
+  presence (group) { return JSON.parse(call(() => this.#native.presence(group))) }
+
   /** The relay's counters. */
   stats () { return JSON.parse(this.#native.stats()) }
 

@@ -70,6 +70,11 @@ export declare class NativeServer {
   sessions(): string
   /** The groups, as JSON. */
   groups(): string
+  /**
+   * Who is in a group, as JSON: `{group, members: [{user, sessions}],
+   * anonymous}`.
+   */
+  presence(group: string): string
   /** The counters, as JSON. */
   stats(): string
   /**

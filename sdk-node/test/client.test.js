@@ -166,11 +166,14 @@ test('presence: a watcher hears users join and leave, and anyone may ask who is 
   const until = Date.now() + 5000
   while (seen.length < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
   assert.deepEqual(seen, [{ group: 'room', user: 'alice', change: 'join' }])
-  assert.deepEqual(await a1.presence('room'), {
+  const expected = {
     group: 'room',
     members: [{ user: 'alice', sessions: 2 }, { user: 'watcher', sessions: 1 }],
     anonymous: 0,
-  })
+  }
+  assert.deepEqual(await a1.presence('room'), expected)
+  assert.deepEqual(s.presence('room'), expected)
+  assert.throws(() => s.presence('not a name'), { code: 'bad_request' })
   await a1.close()
   await a2.close()
   while (seen.length < 2 && Date.now() < until + 5000) await new Promise((resolve) => setTimeout(resolve, 10))

@@ -3,6 +3,8 @@
 import asyncio
 import threading
 
+import pytest
+
 import zerorelay
 
 
@@ -101,6 +103,9 @@ async def test_presence_tells_a_watcher_of_users_and_answers_who_is_in_a_group()
                             break
                         await asyncio.sleep(0.02)
                     who = await a2.presence("room")
+                    assert server.presence("room") == who
+                    with pytest.raises(zerorelay.BadRequest):
+                        server.presence("not a name")
                     assert who == zerorelay.Presence(
                         group="room",
                         members=(

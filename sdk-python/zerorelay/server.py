@@ -18,6 +18,7 @@ from ._types import (
     AuthorizeRequest,
     Credentials,
     GroupInfo,
+    Presence,
     RpcContext,
     ServerEvent,
     SessionInfo,
@@ -374,6 +375,10 @@ class Server:
     def groups(self) -> list[GroupInfo]:
         """Every non-empty group."""
         return [GroupInfo(**g) for g in json.loads(self._n.groups())]
+
+    def presence(self, group: str) -> Presence:
+        """Who is in a group: its users with their session counts."""
+        return Presence.from_json(json.loads(self._n.presence(group)))
 
     def stats(self) -> Stats:
         """The counters."""

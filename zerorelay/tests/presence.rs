@@ -80,6 +80,7 @@ async fn a_user_joins_with_their_first_tab_and_leaves_with_their_last() {
     let users: Vec<Value> = s
         .relay
         .presence("room")
+        .unwrap()
         .members
         .iter()
         .map(|m| json!(m.user))

@@ -1277,6 +1277,30 @@ pub unsafe extern "C" fn zr_server_groups(
     })
 }
 
+/// Who is in `group`, as a JSON object `{group, members: [{user,
+/// sessions}], anonymous}`; ZR_ERR_BAD_REQUEST for a name outside the
+/// grammar.
+///
+/// # Safety
+/// As `zr_server_sessions`; `group` is NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_presence(
+    s: *const zr_server,
+    group: *const c_char,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        // SAFETY: forwarded contract.
+        let group = unsafe { str_arg(group, "group") }?;
+        let p = s.relay.presence(group)?;
+        let j = serde_json::to_string(&p).expect("presence is JSON");
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, c_string(j)) }
+    })
+}
+
 /// Waits up to `timeout_ms` for what happens to sessions and writes up to
 /// `max` events as a JSON array to `out_json` (null when none came in
 /// time): `{"type":"connected","session","user","resumed","remote"}`,

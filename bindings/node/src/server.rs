@@ -257,6 +257,14 @@ impl NativeServer {
         serde_json::to_string(&self.relay.groups()).expect("groups are JSON")
     }
 
+    /// Who is in a group, as JSON: `{group, members: [{user, sessions}],
+    /// anonymous}`.
+    #[napi]
+    pub fn presence(&self, group: String) -> Result<String> {
+        let p = self.relay.presence(&group).map_err(error::relay)?;
+        Ok(serde_json::to_string(&p).expect("presence is JSON"))
+    }
+
     /// The counters, as JSON.
     #[napi]
     pub fn stats(&self) -> String {

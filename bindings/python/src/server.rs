@@ -267,6 +267,13 @@ impl Server {
         Ok(serde_json::to_string(&self.relay.groups()).expect("groups are JSON"))
     }
 
+    /// Who is in a group, as a JSON object.
+    fn presence(&self, group: &str) -> PyResult<String> {
+        self.check()?;
+        let p = self.relay.presence(group).map_err(error::server)?;
+        Ok(serde_json::to_string(&p).expect("presence is JSON"))
+    }
+
     /// The counters, as a JSON object.
     fn stats(&self) -> PyResult<String> {
         self.check()?;

@@ -224,8 +224,7 @@ where
             let group = param("group").ok_or_else(|| {
                 Refused::new(ErrorCode::BadRequest, "`group` is required: ?group=NAME")
             })?;
-            crate::protocol::names::validate("group", &group)?;
-            return Ok(json(StatusCode::OK, &relay.presence(&group)));
+            return Ok(json(StatusCode::OK, &relay.presence(&group)?));
         }
         _ => {}
     }

@@ -758,8 +758,10 @@ impl Relay {
 
     /// Who is in `group`: each user with how many of their sessions are
     /// members, sorted by user, and how many member sessions have no user.
-    pub fn presence(&self, group: &str) -> Presence {
-        self.shared.presence.snapshot(group)
+    /// `bad_request` for a name outside the grammar.
+    pub fn presence(&self, group: &str) -> Result<Presence> {
+        crate::protocol::names::validate("group", group)?;
+        Ok(self.shared.presence.snapshot(group))
     }
 
     /// Every session, sorted by id.
