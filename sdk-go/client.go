@@ -478,11 +478,11 @@ func (c *Client) Join(ctx context.Context, group string) error {
 // it: presence_change events (a user's first session joining, their last
 // leaving) and, in large groups, presence_summary events.
 func (c *Client) JoinWithPresence(ctx context.Context, group string) error {
-	req, err := json.Marshal(map[string]any{"type": "join", "group": group, "presence": true})
-	if err != nil {
-		return err
-	}
-	_, err = c.submit(ctx, req)
+	g := cstr(group)
+	defer free(g)
+	_, err := c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_join_with_presence(c.h, g, out))
+	})
 	return err
 }
 
@@ -505,25 +505,16 @@ type Presence struct {
 // on it).
 func (c *Client) Presence(ctx context.Context, group string) (Presence, error) {
 	var p Presence
-	req, err := json.Marshal(map[string]any{"type": "presence", "group": group})
-	if err != nil {
-		return p, err
-	}
-	data, err := c.submit(ctx, req)
+	g := cstr(group)
+	defer free(g)
+	data, err := c.do(ctx, func(out *C.uint64_t) C.zr_status {
+		return C.zr_status(C.zr_client_presence(c.h, g, out))
+	})
 	if err != nil {
 		return p, err
 	}
 	err = json.Unmarshal(data, &p)
 	return p, err
-}
-
-// submit sends a request in its JSON form (a client frame without id).
-func (c *Client) submit(ctx context.Context, req []byte) (json.RawMessage, error) {
-	r := cstr(string(req))
-	defer free(r)
-	return c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_submit(c.h, r, out))
-	})
 }
 
 // Leave leaves a group.

@@ -121,6 +121,25 @@ enum zr_status zr_client_set_token(const struct zr_client *c,
 // for a write.
 enum zr_status zr_client_join(const struct zr_client *c, const char *group, uint64_t *out_request);
 
+// Joins a group and asks for presence notices: events
+// `{"type":"presence_change","group","user","change"}` and, in large
+// groups, `{"type":"presence_summary","group","joined","left","present"}`.
+//
+// # Safety
+// As `zr_client_join`.
+enum zr_status zr_client_join_with_presence(const struct zr_client *c,
+                                            const char *group,
+                                            uint64_t *out_request);
+
+// Asks who is in a group. The `reply` event's `data` is
+// `{"group","members":[{"user","sessions"}],"anonymous"}`.
+//
+// # Safety
+// As `zr_client_join`.
+enum zr_status zr_client_presence(const struct zr_client *c,
+                                  const char *group,
+                                  uint64_t *out_request);
+
 // Leaves a group.
 //
 // # Safety

@@ -198,7 +198,7 @@ async fn the_client_engine_reports_presence_and_answers_the_query() {
             .await
             .unwrap()
             .unwrap();
-        if let Event::PresenceChange { .. } = e {
+        if let Event::PresenceChange(_) = e {
             break e;
         }
     };

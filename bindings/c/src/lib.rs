@@ -506,6 +506,50 @@ pub unsafe extern "C" fn zr_client_join(
     }
 }
 
+/// Joins a group and asks for presence notices: events
+/// `{"type":"presence_change","group","user","change"}` and, in large
+/// groups, `{"type":"presence_summary","group","joined","left","present"}`.
+///
+/// # Safety
+/// As `zr_client_join`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_join_with_presence(
+    c: *const zr_client,
+    group: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Join {
+                group: str_arg(group, "group")?.to_owned(),
+                presence: true,
+            })
+        })
+    }
+}
+
+/// Asks who is in a group. The `reply` event's `data` is
+/// `{"group","members":[{"user","sessions"}],"anonymous"}`.
+///
+/// # Safety
+/// As `zr_client_join`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_presence(
+    c: *const zr_client,
+    group: *const c_char,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        submit_to(c, out_request, || {
+            Ok(Request::Presence {
+                group: str_arg(group, "group")?.to_owned(),
+            })
+        })
+    }
+}
+
 /// Leaves a group.
 ///
 /// # Safety

@@ -456,32 +456,14 @@ impl Engine {
                 }
             }
             ServerFrame::Pong { .. } => {}
-            ServerFrame::PresenceChange {
-                group,
-                user,
-                change,
-            } => {
+            ServerFrame::PresenceChange(p) => {
                 if self.phase == Phase::Connected {
-                    self.emit(Event::PresenceChange {
-                        group,
-                        user,
-                        change,
-                    });
+                    self.emit(Event::PresenceChange(p));
                 }
             }
-            ServerFrame::PresenceSummary {
-                group,
-                joined,
-                left,
-                present,
-            } => {
+            ServerFrame::PresenceSummary(p) => {
                 if self.phase == Phase::Connected {
-                    self.emit(Event::PresenceSummary {
-                        group,
-                        joined,
-                        left,
-                        present,
-                    });
+                    self.emit(Event::PresenceSummary(p));
                 }
             }
         }

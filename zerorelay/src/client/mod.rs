@@ -196,25 +196,9 @@ pub enum Event {
         groups: Vec<String>,
     },
     /// A user joined or left a group joined with presence notices.
-    PresenceChange {
-        /// The group.
-        group: String,
-        /// The user (`None`: a session without one).
-        user: Option<String>,
-        /// `join` or `leave`.
-        change: String,
-    },
+    PresenceChange(crate::protocol::server::PresenceChange),
     /// Joins and leaves of a large group since the last notice.
-    PresenceSummary {
-        /// The group.
-        group: String,
-        /// Users who joined.
-        joined: u64,
-        /// Users who left.
-        left: u64,
-        /// Users (and anonymous sessions) present now.
-        present: u64,
-    },
+    PresenceSummary(crate::protocol::server::PresenceSummary),
     /// The client is closed for good; no more events follow.
     Closed {
         /// Why.

@@ -86,6 +86,32 @@ pub struct MessageFrame {
     pub text: Option<Arc<str>>,
 }
 
+/// A `presence_change` notice (protocol §16a): a user's first session
+/// joined a group, or their last left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceChange {
+    /// The group.
+    pub group: String,
+    /// The user; `None` for a session without one.
+    pub user: Option<String>,
+    /// `join` or `leave`.
+    pub change: String,
+}
+
+/// A `presence_summary` notice (protocol §16a): a large group's joins and
+/// leaves since the last notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceSummary {
+    /// The group.
+    pub group: String,
+    /// Users who joined.
+    pub joined: u64,
+    /// Users who left.
+    pub left: u64,
+    /// Users (and sessions without a user) present now.
+    pub present: u64,
+}
+
 /// Every frame the server sends.
 ///
 /// Encoded with serde; decoded by [`ServerFrame::decode`] (serde's derived
@@ -141,26 +167,10 @@ pub enum ServerFrame {
         expires_in_ms: u64,
     },
     /// A user joined or left a group this session watches (revision 1.3).
-    PresenceChange {
-        /// The group.
-        group: String,
-        /// The user; `null` for a session without one.
-        user: Option<String>,
-        /// `join` or `leave`.
-        change: String,
-    },
+    PresenceChange(PresenceChange),
     /// Joins and leaves of a large group this session watches since the
     /// last notice (revision 1.3).
-    PresenceSummary {
-        /// The group.
-        group: String,
-        /// Users who joined.
-        joined: u64,
-        /// Users who left.
-        left: u64,
-        /// Users (and anonymous sessions) present now.
-        present: u64,
-    },
+    PresenceSummary(PresenceSummary),
 }
 
 impl ServerFrame {
@@ -238,17 +248,8 @@ impl ServerFrame {
             "refresh_required" => ServerFrame::RefreshRequired {
                 expires_in_ms: get(raw.expires_in_ms, "expires_in_ms")?,
             },
-            "presence_change" => ServerFrame::PresenceChange {
-                group: get(raw.group, "group")?,
-                user: get(raw.user, "user")?,
-                change: get(raw.change, "change")?,
-            },
-            "presence_summary" => ServerFrame::PresenceSummary {
-                group: get(raw.group, "group")?,
-                joined: get(raw.joined, "joined")?,
-                left: get(raw.left, "left")?,
-                present: get(raw.present, "present")?,
-            },
+            "presence_change" => ServerFrame::PresenceChange(serde_json::from_str(text)?),
+            "presence_summary" => ServerFrame::PresenceSummary(serde_json::from_str(text)?),
             "message" => ServerFrame::Message(MessageFrame {
                 seq: get(raw.seq, "seq")?,
                 kind: get(raw.kind, "kind")?,
@@ -301,16 +302,6 @@ struct RawServerFrame<'a> {
     group: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "super::client::present")]
     ts: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "super::client::present")]
-    user: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "super::client::present")]
-    change: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "super::client::present")]
-    joined: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "super::client::present")]
-    left: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "super::client::present")]
-    present: Option<&'a RawValue>,
 }
 
 /// Decodes a `message` frame laid out exactly as [`Delivery::frame`] writes

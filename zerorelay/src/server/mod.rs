@@ -707,11 +707,7 @@ impl Relay {
     /// New connections are authenticated as usual: withdraw the user's
     /// credentials at the authenticator too.
     pub fn revoke_user(&self, user: &str) -> usize {
-        let mut sessions = Vec::new();
-        self.shared
-            .router
-            .store()
-            .for_user(user, &mut |s| sessions.push(s.clone()));
+        let sessions = self.sessions_of(user);
         for s in &sessions {
             end_session(&self.shared, s, close::REVOKED, "revoked");
         }
@@ -723,6 +719,16 @@ impl Relay {
             );
         }
         sessions.len()
+    }
+
+    /// Every session of `user`, live or detached.
+    fn sessions_of(&self, user: &str) -> Vec<Arc<crate::session::Session>> {
+        let mut sessions = Vec::new();
+        self.shared
+            .router
+            .store()
+            .for_user(user, &mut |s| sessions.push(s.clone()));
+        sessions
     }
 
     /// Closes a session's connection without ending the session (as a
@@ -745,11 +751,7 @@ impl Relay {
     /// Ends every session of `user` (close 4005, not resumable), as
     /// [`Relay::disconnect`] does for one. Returns how many it ended.
     pub fn disconnect_user(&self, user: &str) -> usize {
-        let mut sessions = Vec::new();
-        self.shared
-            .router
-            .store()
-            .for_user(user, &mut |s| sessions.push(s.clone()));
+        let sessions = self.sessions_of(user);
         for s in &sessions {
             end_session(&self.shared, s, close::KICKED, "disconnected by the host");
         }

@@ -19,9 +19,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use serde::Serialize;
 
 use super::{Presence, PresenceMember, Shared};
+use crate::protocol::server::{PresenceChange, PresenceSummary};
+use crate::protocol::ServerFrame;
 use crate::session::Session;
 
 /// One group's presence.
@@ -60,25 +61,6 @@ impl Group {
             None => false,
         });
     }
-}
-
-#[derive(Serialize)]
-struct Change<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    group: &'a str,
-    user: Option<&'a str>,
-    change: &'static str,
-}
-
-#[derive(Serialize)]
-struct Summary<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    group: &'a str,
-    joined: u64,
-    left: u64,
-    present: usize,
 }
 
 /// Presence of every group.
@@ -172,13 +154,12 @@ impl PresenceIndex {
             self.pending.lock().insert(group.clone());
             return;
         }
-        let frame = serde_json::to_string(&Change {
-            ty: "presence_change",
-            group,
-            user: s.user.as_deref(),
-            change,
+        let frame = ServerFrame::PresenceChange(PresenceChange {
+            group: group.to_string(),
+            user: s.user.as_ref().map(|u| u.to_string()),
+            change: change.to_owned(),
         })
-        .expect("presence frames are JSON");
+        .encode();
         g.tell(&frame, &s.id);
     }
 
@@ -192,14 +173,13 @@ impl PresenceIndex {
             if g.joined == 0 && g.left == 0 {
                 continue;
             }
-            let frame = serde_json::to_string(&Summary {
-                ty: "presence_summary",
-                group: &group,
+            let frame = ServerFrame::PresenceSummary(PresenceSummary {
+                group: group.to_string(),
                 joined: std::mem::take(&mut g.joined),
                 left: std::mem::take(&mut g.left),
-                present: g.present(),
+                present: g.present() as u64,
             })
-            .expect("presence frames are JSON");
+            .encode();
             g.tell(&frame, "");
         }
     }
