@@ -736,3 +736,103 @@ async fn with_metrics_off_there_is_no_metrics_endpoint() {
     assert_eq!(st, 200);
     s.stop().await;
 }
+
+/// Reads from `tcp` until EOF, a reset or 10 s; returns what arrived.
+async fn drain_tcp(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn hostile_http_is_refused_while_a_websocket_client_keeps_working() {
+    use tokio::io::AsyncWriteExt;
+    let s = api_relay(&[KEY], false).await;
+    let mut alice = Client::connect(&s, "alice").await;
+    let raw = |bytes: Vec<u8>| {
+        let addr = s.addr;
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = tcp.write_all(&bytes).await;
+            drain_tcp(&mut tcp).await
+        }
+    };
+    // Not HTTP at all (a TLS client hello on the plain port): closed.
+    let got = raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage".to_vec()).await;
+    assert!(!got.contains("200"), "{got}");
+    assert_eq!(
+        alice.request(json!({"type":"ping","id":1})).await["type"],
+        "pong"
+    );
+    // A header block over 64 KiB: refused (431) or closed, never served.
+    let mut big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 100_000));
+    big.extend_from_slice(b"\r\n\r\n");
+    let got = raw(big).await;
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 431"), "{got}");
+    assert_eq!(
+        alice.request(json!({"type":"ping","id":2})).await["type"],
+        "pong"
+    );
+    // A request that stops mid-header is closed after server.hello_timeout_ms.
+    let got = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec()).await;
+    assert!(!got.contains("200 OK"), "{got}");
+    // A body shorter than its Content-Length, then silence: refused after
+    // server.hello_timeout_ms, never routed.
+    let got = raw(
+        format!("POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 100\r\n\r\n{{\"gro")
+            .into_bytes(),
+    )
+    .await;
+    assert!(
+        got.starts_with("HTTP/1.1 400") && got.contains("did not arrive"),
+        "{got}"
+    );
+    assert_eq!(
+        alice.request(json!({"type":"ping","id":3})).await["type"],
+        "pong"
+    );
+    // 100 pipelined requests on one connection are all answered, in order.
+    let mut many = Vec::new();
+    for _ in 0..99 {
+        many.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    many.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = raw(many).await;
+    assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 100);
+    // Data nested past limits.max_json_depth is refused: every client
+    // would have to decode it.
+    let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+    let (st, b) = call(
+        http()
+            .post(format!("http://{}/api/broadcast", s.addr))
+            .bearer_auth(KEY)
+            .body(format!("{{\"data\":{deep}}}")),
+    )
+    .await;
+    assert_eq!((st, b["code"].clone()), (400, json!("bad_request")), "{b}");
+    // A body that is not UTF-8.
+    let (st, _) = call(
+        http()
+            .post(format!("http://{}/api/broadcast", s.addr))
+            .bearer_auth(KEY)
+            .body(vec![0xff, 0xfe, b'{']),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        alice.request(json!({"type":"ping","id":4})).await["type"],
+        "pong"
+    );
+    s.stop().await;
+}

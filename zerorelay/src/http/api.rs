@@ -245,14 +245,15 @@ where
         }
     };
     let body = read_body(shared, req).await?;
+    let depth = shared.live.get().limits.max_json_depth;
     let route = || -> Result<Bytes, Refused> {
         let answer = match endpoint {
             Endpoint::Publish => {
-                let p: Publish = parse(&body)?;
+                let p: Publish = parse(&body, depth)?;
                 serde_json::json!({"deliveries": relay.publish(&p.group, &p.data)?})
             }
             Endpoint::Send => {
-                let s: SendBody = parse(&body)?;
+                let s: SendBody = parse(&body, depth)?;
                 let n = match (s.to, s.session) {
                     (Some(u), None) => relay.send_to_user(&u, &s.data)?,
                     (None, Some(id)) => relay.send_to_session(&id, &s.data).map(|()| 1)?,
@@ -266,11 +267,11 @@ where
                 serde_json::json!({ "deliveries": n })
             }
             Endpoint::Broadcast => {
-                let b: Broadcast = parse(&body)?;
+                let b: Broadcast = parse(&body, depth)?;
                 serde_json::json!({"deliveries": relay.broadcast(&b.data)?})
             }
             Endpoint::Disconnect => {
-                let n = match parse::<Whom>(&body)?.one()? {
+                let n = match parse::<Whom>(&body, depth)?.one()? {
                     Ok(session) => usize::from(relay.disconnect(&session)),
                     Err(user) => relay.disconnect_user(&user),
                 };
@@ -280,7 +281,7 @@ where
                 serde_json::json!({ "disconnected": n })
             }
             Endpoint::Revoke => {
-                let n = match parse::<Whom>(&body)?.one()? {
+                let n = match parse::<Whom>(&body, depth)?.one()? {
                     Ok(session) => usize::from(relay.revoke_session(&session)),
                     Err(user) => relay.revoke_user(&user),
                 };
@@ -340,18 +341,36 @@ where
             return Err(too_large());
         }
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Refused::new(
+    // A body that trickles in (or stops short of its Content-Length) must
+    // not hold the connection: the whole body within the hello timeout.
+    let limit = std::time::Duration::from_millis(shared.config.server.hello_timeout_ms);
+    let read = tokio::time::timeout(limit, Limited::new(req.into_body(), max).collect());
+    match read.await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Refused::new(
             ErrorCode::BadRequest,
             format!("the body could not be read: {e}"),
+        )),
+        Err(_) => Err(Refused::new(
+            ErrorCode::BadRequest,
+            "the body did not arrive within server.hello_timeout_ms",
         )),
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refused> {
-    serde_json::from_slice(body)
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8], max_depth: usize) -> Result<T, Refused> {
+    // The same nesting bound as a client's frame: what the API routes,
+    // every client has to decode.
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Refused::new(ErrorCode::BadRequest, "the body is not UTF-8"))?;
+    if crate::protocol::client::exceeds_depth(text, max_depth) {
+        return Err(Refused::new(
+            ErrorCode::BadRequest,
+            format!("the body nests deeper than limits.max_json_depth ({max_depth})"),
+        ));
+    }
+    serde_json::from_str(text)
         .map_err(|e| Refused::new(ErrorCode::BadRequest, format!("the body is not valid: {e}")))
 }
 
