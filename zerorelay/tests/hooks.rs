@@ -120,6 +120,12 @@ async fn a_slow_hook_misses_events_which_are_counted_and_routing_goes_on() {
     }))
     .await;
     let mut a = Client::connect(&s, "alice").await; // 1 event: connected
+                                                    // The hook has taken that first event and blocks on it: its queue is
+                                                    // empty, whatever the scheduler did.
+    eventually("the hook takes its first event", || {
+        heard.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
     let mut b = Client::connect(&s, "bob").await; // 2
     b.ok(json!({"type":"join","id":1,"group":"g"})).await; // 3
     for i in 0..25 {
@@ -152,7 +158,8 @@ async fn a_slow_hook_misses_events_which_are_counted_and_routing_goes_on() {
     }
     let heard = heard.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(heard + dropped, emitted, "heard {heard}, dropped {dropped}");
-    // The first event, the four queued behind it, and nothing else until the gate opened.
+    // The first event, the four queued behind it, and nothing else until
+    // the gate opened.
     assert_eq!(heard, 5);
     s.stop().await;
 }
