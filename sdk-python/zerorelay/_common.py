@@ -154,6 +154,11 @@ def join_request(group: str, presence: bool) -> dict[str, Any]:
     return req
 
 
+def presence_request(group: str) -> dict[str, Any]:
+    """A `presence` request: who is in `group`."""
+    return {"type": "presence", "group": group}
+
+
 def not_connected(last_error: Optional[Event], closed: Event) -> ZerorelayError:
     """Why a client closed before its first welcome: the server's refusal
     (`Unauthorized`, ...) when it sent one, else `ConnectionFailed`."""

@@ -71,7 +71,7 @@ class Client:
 
     async def presence(self, group: str) -> Presence:
         """Who is in a group: its users with their session counts."""
-        text = await self._request({"type": "presence", "group": group})
+        text = await self._request(_common.presence_request(group))
         return Presence.from_json(json.loads(text or "{}"))
 
     async def leave(self, group: str) -> None:

@@ -58,7 +58,7 @@ class Client:
 
     def presence(self, group: str) -> Presence:
         """Who is in a group: its users with their session counts."""
-        text = self._request({"type": "presence", "group": group})
+        text = self._request(_common.presence_request(group))
         return Presence.from_json(json.loads(text or "{}"))
 
     def leave(self, group: str) -> None:

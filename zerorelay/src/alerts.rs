@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::AlertsConfig;
-use crate::metrics::AuthFailure;
 use crate::server::{now_ms, Shared};
 
 /// One threshold: its name, what it measures, and its limit.
@@ -48,15 +47,7 @@ fn sample(shared: &Shared) -> Sample {
     Sample {
         at: Instant::now(),
         errors: m.errors.values().map(|(_, n)| n).sum(),
-        auth_failures: [
-            AuthFailure::Invalid,
-            AuthFailure::Forbidden,
-            AuthFailure::Backend,
-            AuthFailure::Timeout,
-        ]
-        .iter()
-        .map(|f| m.auth_failures.get(*f))
-        .sum(),
+        auth_failures: m.auth_failures.values().map(|(_, n)| n).sum(),
         drops: r.dropped.load(Ordering::Relaxed) + shared.router.budget().trimmed(),
         slow: r.slow_consumers.load(Ordering::Relaxed),
     }

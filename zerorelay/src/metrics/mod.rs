@@ -52,6 +52,7 @@ impl<L: LabelSet, const N: usize> Family<L, N> {
         self.counts[l.index()].fetch_add(n, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, l: L) -> u64 {
         self.counts[l.index()].load(Ordering::Relaxed)
     }

@@ -60,9 +60,11 @@ where
         let mut seq_text = itoa::Buffer::new();
         let mut taken = 0;
         let metrics = &self.shared.metrics;
-        // One clock read per drain; latencies are added to the shared
-        // histogram once, after the session's lock is released.
-        let now = if metrics.on { monotonic_ns() } else { 0 };
+        // At most one clock read per drain, and none for a drain that
+        // writes no delivery (only replies); latencies are added to the
+        // shared histogram once, after the session's lock is released.
+        let timed = metrics.on;
+        let mut now = None;
         let mut latency = LocalLatency::default();
         let (mut gaps, mut resent) = (0u64, 0u64);
         let resent_up_to = st.outbox.resent_up_to();
@@ -74,8 +76,9 @@ where
                     out.text_parts(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]);
                     if seq <= resent_up_to {
                         resent += 1;
-                    } else if now != 0 {
-                        latency.observe(now.saturating_sub(d.born()));
+                    } else if timed {
+                        let t = *now.get_or_insert_with(monotonic_ns);
+                        latency.observe(t.saturating_sub(d.born()));
                     }
                 }
                 Unsent::Gap(from_seq, to_seq) => {
