@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import logging
 import math
+import pathlib
+import re
+from collections.abc import Awaitable
+from typing import Any, Callable
 
 import pytest
 
 import zerorelay
+import zerorelay.sync
 
 
 async def test_core_logs_reach_the_zerorelay_logger(
@@ -94,3 +99,56 @@ async def test_unknown_event_types_are_refused(server: zerorelay.Server) -> None
     async with zerorelay.connect(server.url) as a:
         with pytest.raises(zerorelay.InvalidArgument):
             a.on("conected", print)
+
+
+async def test_arguments_of_the_wrong_type_are_invalid_arguments(
+    server: zerorelay.Server,
+) -> None:
+    bad_calls: list[Callable[[zerorelay.Client], Awaitable[Any]]] = [
+        lambda c: c.join(5),  # type: ignore[arg-type]
+        lambda c: c.leave(None),  # type: ignore[arg-type]
+        lambda c: c.presence(["g"]),  # type: ignore[arg-type]
+        lambda c: c.publish("g", 1, echo="yes"),  # type: ignore[arg-type]
+        lambda c: c.broadcast(1, echo=1),  # type: ignore[arg-type]
+        lambda c: c.send(1, to=7),  # type: ignore[arg-type]
+        lambda c: c.send(1, session=b"s_1"),  # type: ignore[arg-type]
+        lambda c: c.rpc(None),  # type: ignore[arg-type]
+    ]
+    async with zerorelay.connect(server.url, user="a") as a:
+        for call in bad_calls:
+            with pytest.raises(zerorelay.InvalidArgument):
+                await call(a)
+        await a.join("g", presence=True)
+        await a.publish("g", "still fine", echo=True)
+        assert (await a.recv(timeout=5)).data == "still fine"
+
+
+def test_the_blocking_client_refuses_wrong_types_the_same_way() -> None:
+    with (
+        zerorelay.sync.Server() as server,
+        zerorelay.sync.connect(server.url, user="a") as a,
+    ):
+        with pytest.raises(zerorelay.InvalidArgument):
+            a.join(5)  # type: ignore[arg-type]
+        with pytest.raises(zerorelay.InvalidArgument):
+            a.publish("g", 1, echo="yes")  # type: ignore[arg-type]
+        with pytest.raises(zerorelay.InvalidArgument):
+            a.send(1, to=7)  # type: ignore[arg-type]
+        with pytest.raises(zerorelay.InvalidArgument):
+            a.rpc(None)  # type: ignore[arg-type]
+        a.join("g")
+        assert a.presence("g").members[0].user == "a"
+
+
+def test_the_package_builds_no_protocol_frames() -> None:
+    # The engine owns the wire format: requests go through the native
+    # client's typed methods, so a new encoding needs no change here.
+    frame = re.compile(
+        r"""["']type["']\s*:\s*["'](hello|join|leave|publish|send|broadcast|rpc|presence|ack|ping|refresh)["']"""
+    )
+    package = pathlib.Path(zerorelay.__file__).parent
+    sources = sorted(package.glob("*.py"))
+    assert sources
+    for source in sources:
+        found = frame.findall(source.read_text())
+        assert not found, f"{source.name} builds {found} frames itself"

@@ -1,5 +1,7 @@
-"""What the async and blocking clients share: options, JSON, the request
-shapes, callbacks, and closing everything at interpreter exit."""
+"""What the async and blocking clients share: options, JSON, argument
+checks, callbacks, and closing everything at interpreter exit. Requests are
+the native client's typed methods: how they look on the wire is the
+engine's business."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ EventCallback = Callable[[Event], Optional[Awaitable[None]]]
 
 
 def dumps(value: Any) -> str:
-    """JSON text of a request or payload; a value JSON cannot represent is
+    """JSON text of a payload or options; a value JSON cannot represent is
     an `InvalidArgument` that names the problem."""
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -96,16 +98,29 @@ def client_options(
     return dumps(o)
 
 
-def send_request(data: Any, to: Optional[str], session: Optional[str]) -> dict[str, Any]:
+def text(value: object, what: str) -> str:
+    """A name argument (group, user, session, method): another type is an
+    `InvalidArgument`, like a bad name (the engine checks the names)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"`{what}` must be a string")
+    return value
+
+
+def flag(value: object, what: str) -> bool:
+    """A true-or-false argument (`echo`): another type is an `InvalidArgument`."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"`{what}` must be true or false")
+    return value
+
+
+def send_target(to: Optional[str], session: Optional[str]) -> tuple[bool, str]:
+    """``(to_user, name)`` for `send`, which takes exactly one of `to` (a
+    user) and `session`."""
     if (to is None) == (session is None):
         raise InvalidArgument("send needs exactly one of to= (a user) or session=")
     if to is not None:
-        return {"type": "send", "to": to, "data": data}
-    return {"type": "send", "session": session, "data": data}
-
-
-def rpc_request(method: str, data: Any) -> dict[str, Any]:
-    return {"type": "rpc", "method": method, "data": data}
+        return True, text(to, "to")
+    return False, text(session, "session")
 
 
 def _decode_each(text: str) -> list[Union[dict[str, Any], Event]]:
@@ -144,19 +159,6 @@ def split_batch(text: str) -> tuple[list[Message], list[Event]]:
         else:
             events.append(Event._from_frame(d))
     return messages, events
-
-
-def join_request(group: str, presence: bool) -> dict[str, Any]:
-    """A `join`, with `presence` only when asked for."""
-    req: dict[str, Any] = {"type": "join", "group": group}
-    if presence:
-        req["presence"] = True
-    return req
-
-
-def presence_request(group: str) -> dict[str, Any]:
-    """A `presence` request: who is in `group`."""
-    return {"type": "presence", "group": group}
 
 
 def not_connected(last_error: Optional[Event], closed: Event) -> ZerorelayError:

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from . import _common, _native
-from ._common import EventCallback, TokenProvider, dumps
+from ._common import EventCallback, TokenProvider, dumps, flag, text
 from ._types import Event, Message, Presence
 from .errors import Closed, ConnectionFailed
 
@@ -60,43 +60,44 @@ class Client:
 
     # --- requests ---------------------------------------------------------
 
-    async def _request(self, req: dict[str, Any]) -> Optional[str]:
-        return await self._native.submit(dumps(req))
-
     async def join(self, group: str, *, presence: bool = False) -> None:
         """Joins a group (re-joined automatically if the session is lost).
         With `presence`, ``presence_change`` and ``presence_summary`` events
         tell who joins and leaves it."""
-        await self._request(_common.join_request(group, presence))
+        await self._native.join(text(group, "group"), bool(presence))
 
     async def presence(self, group: str) -> Presence:
         """Who is in a group: its users with their session counts."""
-        text = await self._request(_common.presence_request(group))
-        return Presence.from_json(json.loads(text or "{}"))
+        answer = await self._native.presence(text(group, "group"))
+        return Presence.from_json(json.loads(answer or "{}"))
 
     async def leave(self, group: str) -> None:
         """Leaves a group."""
-        await self._request({"type": "leave", "group": group})
+        await self._native.leave(text(group, "group"))
 
     async def publish(self, group: str, data: Any, *, echo: bool = False) -> None:
         """Publishes `data` (any JSON-serializable value) to a group's members
         (to this session too when `echo` and it is a member)."""
-        await self._request({"type": "publish", "group": group, "data": data, "echo": echo})
+        await self._native.publish(text(group, "group"), dumps(data), flag(echo, "echo"))
 
     async def send(
         self, data: Any = None, *, to: Optional[str] = None, session: Optional[str] = None
     ) -> None:
         """Sends `data` to every session of user `to`, or to one `session`."""
-        await self._request(_common.send_request(data, to, session))
+        to_user, name = _common.send_target(to, session)
+        if to_user:
+            await self._native.send_to_user(name, dumps(data))
+        else:
+            await self._native.send_to_session(name, dumps(data))
 
     async def broadcast(self, data: Any, *, echo: bool = False) -> None:
         """Sends `data` to every session on the server."""
-        await self._request({"type": "broadcast", "data": data, "echo": echo})
+        await self._native.broadcast(dumps(data), flag(echo, "echo"))
 
     async def rpc(self, method: str, data: Any = None) -> Any:
         """Calls a method the host registered; returns its decoded result."""
-        text = await self._request(_common.rpc_request(method, data))
-        return None if text is None else json.loads(text)
+        result = await self._native.rpc(text(method, "method"), dumps(data))
+        return None if result is None else json.loads(result)
 
     # --- messages ---------------------------------------------------------
 

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from . import _common, _native
-from ._common import EventCallback, TokenProvider, dumps
+from ._common import EventCallback, TokenProvider, dumps, flag, text
 from ._types import Event, Message, Presence
 from .errors import Closed, ConnectionFailed
 from .server import Server as _AsyncServer
@@ -49,40 +49,41 @@ class Client:
 
     # --- requests ---------------------------------------------------------
 
-    def _request(self, req: dict[str, Any]) -> Optional[str]:
-        return self._native.submit_blocking(dumps(req))
-
     def join(self, group: str, *, presence: bool = False) -> None:
         """Joins a group (with `presence`, also tells who joins and leaves)."""
-        self._request(_common.join_request(group, presence))
+        self._native.join_blocking(text(group, "group"), bool(presence))
 
     def presence(self, group: str) -> Presence:
         """Who is in a group: its users with their session counts."""
-        text = self._request(_common.presence_request(group))
-        return Presence.from_json(json.loads(text or "{}"))
+        answer = self._native.presence_blocking(text(group, "group"))
+        return Presence.from_json(json.loads(answer or "{}"))
 
     def leave(self, group: str) -> None:
         """Leaves a group."""
-        self._request({"type": "leave", "group": group})
+        self._native.leave_blocking(text(group, "group"))
 
     def publish(self, group: str, data: Any, *, echo: bool = False) -> None:
         """Publishes `data` to a group's members."""
-        self._request({"type": "publish", "group": group, "data": data, "echo": echo})
+        self._native.publish_blocking(text(group, "group"), dumps(data), flag(echo, "echo"))
 
     def send(
         self, data: Any = None, *, to: Optional[str] = None, session: Optional[str] = None
     ) -> None:
         """Sends `data` to every session of user `to`, or to one `session`."""
-        self._request(_common.send_request(data, to, session))
+        to_user, name = _common.send_target(to, session)
+        if to_user:
+            self._native.send_to_user_blocking(name, dumps(data))
+        else:
+            self._native.send_to_session_blocking(name, dumps(data))
 
     def broadcast(self, data: Any, *, echo: bool = False) -> None:
         """Sends `data` to every session on the server."""
-        self._request({"type": "broadcast", "data": data, "echo": echo})
+        self._native.broadcast_blocking(dumps(data), flag(echo, "echo"))
 
     def rpc(self, method: str, data: Any = None) -> Any:
         """Calls a host method; returns its decoded result."""
-        text = self._request(_common.rpc_request(method, data))
-        return None if text is None else json.loads(text)
+        result = self._native.rpc_blocking(text(method, "method"), dumps(data))
+        return None if result is None else json.loads(result)
 
     # --- messages and events ----------------------------------------------
 

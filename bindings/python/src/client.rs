@@ -1,6 +1,7 @@
-//! `_native.Client`: the engine's client handle. Requests go in as JSON
-//! (`{"type":"publish","group":…,"data":…}`, parsed by the core's
-//! `request_from_json`); events come out in batches, one JSON array per
+//! `_native.Client`: the engine's client handle. Requests go in through
+//! typed methods (`join`, `publish`, …) that build the engine's
+//! [`Request`]s, payloads as JSON text; the engine alone knows how they are
+//! encoded on the wire. Events come out in batches, one JSON array per
 //! crossing (messages as the server's frame text, untouched).
 
 use std::sync::Arc;
@@ -8,13 +9,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
-use zerorelay::client::json::{events_to_json_array, request_from_json};
+use zerorelay::client::json::events_to_json_array;
 use zerorelay::client::{
-    Client as Engine, ClientError, ClientOptions, Event, Events, Reply, Status, TokenProvider,
+    Client as Engine, ClientError, ClientOptions, Event, Events, PendingReply, Reply, Request,
+    Status, TokenProvider,
 };
+use zerorelay::protocol::Target;
 
-use crate::error;
 use crate::runtime::{self, attach, Owner};
+use crate::{error, json_arg};
 
 /// Largest batch one crossing may carry.
 const MAX_BATCH: usize = 4096;
@@ -134,10 +137,24 @@ impl Client {
         }
     }
 
-    fn submit_now(&self, request_json: &str) -> PyResult<zerorelay::client::PendingReply> {
+    /// Hands a request to the engine (in call order) and returns its answer.
+    fn submit_now(&self, req: Request) -> PyResult<PendingReply> {
         self.check()?;
-        let req = request_from_json(request_json).map_err(error::client)?;
         self.engine.submit_now(req).map_err(error::client)
+    }
+
+    /// An awaitable of a request's answer: `None`, or a result as JSON
+    /// text. Cancelling the awaitable cancels the request.
+    fn submit<'py>(&self, py: Python<'py>, req: Request) -> PyResult<Bound<'py, PyAny>> {
+        let pending = self.submit_now(req)?;
+        runtime::future_into_py(py, async move { Ok(Answer(pending.await)) })
+    }
+
+    /// [`Client::submit`], blocking until the answer (GIL released;
+    /// Ctrl-C cancels the request).
+    fn submit_blocking(&self, py: Python<'_>, req: Request) -> PyResult<Option<String>> {
+        let pending = self.submit_now(req)?;
+        reply(runtime::block_on(py, pending)?)
     }
 }
 
@@ -163,19 +180,218 @@ impl Client {
         Ok(Client::new(engine, events))
     }
 
-    /// Submits a request (a client frame without `id`) and returns an
-    /// awaitable of its answer: `None`, or an rpc result as JSON text.
-    /// Requests are sent in call order; cancelling the awaitable cancels
-    /// the request.
-    fn submit<'py>(&self, py: Python<'py>, request_json: &str) -> PyResult<Bound<'py, PyAny>> {
-        let pending = self.submit_now(request_json)?;
-        runtime::future_into_py(py, async move { Ok(Answer(pending.await)) })
+    // Requests. Each returns an awaitable of its answer (`None`, or for
+    // `presence` and `rpc` the result as JSON text) and has a `_blocking`
+    // twin that waits with the GIL released. Requests are sent in call
+    // order; cancelling the awaitable cancels the request.
+
+    /// Joins a group (with `presence`, also presence notices).
+    fn join<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        presence: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(py, Request::Join { group, presence })
     }
 
-    /// [`Client::submit`], blocking until the answer (GIL released).
-    fn submit_blocking(&self, py: Python<'_>, request_json: &str) -> PyResult<Option<String>> {
-        let pending = self.submit_now(request_json)?;
-        reply(runtime::block_on(py, pending)?)
+    /// [`Client::join`], blocking.
+    fn join_blocking(
+        &self,
+        py: Python<'_>,
+        group: String,
+        presence: bool,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(py, Request::Join { group, presence })
+    }
+
+    /// Leaves a group.
+    fn leave<'py>(&self, py: Python<'py>, group: String) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(py, Request::Leave { group })
+    }
+
+    /// [`Client::leave`], blocking.
+    fn leave_blocking(&self, py: Python<'_>, group: String) -> PyResult<Option<String>> {
+        self.submit_blocking(py, Request::Leave { group })
+    }
+
+    /// Who is in a group; the answer is the list as JSON text.
+    fn presence<'py>(&self, py: Python<'py>, group: String) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(py, Request::Presence { group })
+    }
+
+    /// [`Client::presence`], blocking.
+    fn presence_blocking(&self, py: Python<'_>, group: String) -> PyResult<Option<String>> {
+        self.submit_blocking(py, Request::Presence { group })
+    }
+
+    /// Publishes JSON `data_json` to a group (to this session too when
+    /// `echo`).
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        data_json: String,
+        echo: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(
+            py,
+            Request::Publish {
+                group,
+                data: json_arg(data_json, "data")?,
+                echo,
+            },
+        )
+    }
+
+    /// [`Client::publish`], blocking.
+    fn publish_blocking(
+        &self,
+        py: Python<'_>,
+        group: String,
+        data_json: String,
+        echo: bool,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(
+            py,
+            Request::Publish {
+                group,
+                data: json_arg(data_json, "data")?,
+                echo,
+            },
+        )
+    }
+
+    /// Sends JSON `data_json` to every session (to this one too when
+    /// `echo`).
+    fn broadcast<'py>(
+        &self,
+        py: Python<'py>,
+        data_json: String,
+        echo: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(
+            py,
+            Request::Broadcast {
+                data: json_arg(data_json, "data")?,
+                echo,
+            },
+        )
+    }
+
+    /// [`Client::broadcast`], blocking.
+    fn broadcast_blocking(
+        &self,
+        py: Python<'_>,
+        data_json: String,
+        echo: bool,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(
+            py,
+            Request::Broadcast {
+                data: json_arg(data_json, "data")?,
+                echo,
+            },
+        )
+    }
+
+    /// Sends JSON `data_json` to every session of `user` (but this one).
+    fn send_to_user<'py>(
+        &self,
+        py: Python<'py>,
+        user: String,
+        data_json: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(
+            py,
+            Request::Send {
+                target: Target::User(user),
+                data: json_arg(data_json, "data")?,
+            },
+        )
+    }
+
+    /// [`Client::send_to_user`], blocking.
+    fn send_to_user_blocking(
+        &self,
+        py: Python<'_>,
+        user: String,
+        data_json: String,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(
+            py,
+            Request::Send {
+                target: Target::User(user),
+                data: json_arg(data_json, "data")?,
+            },
+        )
+    }
+
+    /// Sends JSON `data_json` to one session.
+    fn send_to_session<'py>(
+        &self,
+        py: Python<'py>,
+        session: String,
+        data_json: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(
+            py,
+            Request::Send {
+                target: Target::Session(session),
+                data: json_arg(data_json, "data")?,
+            },
+        )
+    }
+
+    /// [`Client::send_to_session`], blocking.
+    fn send_to_session_blocking(
+        &self,
+        py: Python<'_>,
+        session: String,
+        data_json: String,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(
+            py,
+            Request::Send {
+                target: Target::Session(session),
+                data: json_arg(data_json, "data")?,
+            },
+        )
+    }
+
+    /// Calls a host method with JSON `data_json` (`None`: no argument); the
+    /// answer is its result as JSON text.
+    #[pyo3(signature = (method, data_json=None))]
+    fn rpc<'py>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        data_json: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.submit(
+            py,
+            Request::Rpc {
+                method,
+                data: data_json.map(|d| json_arg(d, "data")).transpose()?,
+            },
+        )
+    }
+
+    /// [`Client::rpc`], blocking.
+    #[pyo3(signature = (method, data_json=None))]
+    fn rpc_blocking(
+        &self,
+        py: Python<'_>,
+        method: String,
+        data_json: Option<String>,
+    ) -> PyResult<Option<String>> {
+        self.submit_blocking(
+            py,
+            Request::Rpc {
+                method,
+                data: data_json.map(|d| json_arg(d, "data")).transpose()?,
+            },
+        )
     }
 
     /// The events ready now, as a JSON array, without waiting; `None` when

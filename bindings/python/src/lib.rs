@@ -5,7 +5,8 @@
 //! A thin bridge: it converts arguments, calls the core and converts
 //! errors; no protocol logic lives here.
 //!
-//! - [`client`]: `_native.Client` (requests as JSON, events in batches).
+//! - [`client`]: `_native.Client` (typed requests with JSON payloads,
+//!   events in batches).
 //! - [`server`]: `_native.Server` (the embedded relay, Python callbacks and
 //!   hooks).
 //! - [`error`]: core errors to the package's exception classes and back.
@@ -13,12 +14,19 @@
 //! - [`logs`]: `tracing` to Python's `logging`.
 
 use pyo3::prelude::*;
+use serde_json::value::RawValue;
 
 pub mod client;
 pub mod error;
 pub mod logs;
 pub mod runtime;
 pub mod server;
+
+/// A payload handed over as JSON text, checked to be JSON (`InvalidArgument`
+/// naming `what` otherwise) and kept as that text.
+pub(crate) fn json_arg(text: String, what: &str) -> PyResult<Box<RawValue>> {
+    RawValue::from_string(text).map_err(|e| error::invalid(format!("{what} is not JSON: {e}")))
+}
 
 /// Closes nothing itself; tells the Rust side that the interpreter is
 /// exiting, so that no Rust thread calls into Python any more. The package

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::value::RawValue;
 use zerorelay::auth::callback::{Answer, Credentials};
 use zerorelay::auth::hooks::{JsonAuthorizer, JsonFn, JsonValidator};
 use zerorelay::auth::Callback;
@@ -16,8 +15,8 @@ use zerorelay::server::events::HostEventStream;
 use zerorelay::server::{RpcContext, RpcResult};
 use zerorelay::{Config, Relay};
 
-use crate::error;
 use crate::runtime::{self, attach, Owner};
+use crate::{error, json_arg};
 
 type Serve = tokio::task::JoinHandle<zerorelay::Result<()>>;
 
@@ -28,11 +27,6 @@ pub struct Server {
     address: String,
     serve: Mutex<Option<Serve>>,
     owner: Owner,
-}
-
-fn json_arg(text: &str, what: &str) -> PyResult<Box<RawValue>> {
-    RawValue::from_string(text.to_owned())
-        .map_err(|e| error::invalid(format!("{what} is not JSON: {e}")))
 }
 
 /// The authenticator: `decide(credentials_json)` returns the answer as JSON
@@ -198,7 +192,7 @@ impl Server {
     }
 
     /// Publishes JSON `data_json` to a group; returns the sessions reached.
-    fn publish(&self, group: &str, data_json: &str) -> PyResult<usize> {
+    fn publish(&self, group: &str, data_json: String) -> PyResult<usize> {
         self.check()?;
         self.relay
             .publish(group, &json_arg(data_json, "data")?)
@@ -207,7 +201,7 @@ impl Server {
 
     /// Sends to every session of a user (`not_found` when none); returns
     /// the sessions reached.
-    fn send_to_user(&self, user: &str, data_json: &str) -> PyResult<usize> {
+    fn send_to_user(&self, user: &str, data_json: String) -> PyResult<usize> {
         self.check()?;
         self.relay
             .send_to_user(user, &json_arg(data_json, "data")?)
@@ -215,7 +209,7 @@ impl Server {
     }
 
     /// Sends to one session (`not_found` when it does not exist).
-    fn send_to_session(&self, session: &str, data_json: &str) -> PyResult<()> {
+    fn send_to_session(&self, session: &str, data_json: String) -> PyResult<()> {
         self.check()?;
         self.relay
             .send_to_session(session, &json_arg(data_json, "data")?)
@@ -223,7 +217,7 @@ impl Server {
     }
 
     /// Broadcasts to every session; returns the sessions reached.
-    fn broadcast(&self, data_json: &str) -> PyResult<usize> {
+    fn broadcast(&self, data_json: String) -> PyResult<usize> {
         self.check()?;
         self.relay
             .broadcast(&json_arg(data_json, "data")?)
