@@ -109,6 +109,18 @@ type result struct {
 
 // Client is a connection to a relay that reconnects, resumes and queues by
 // itself. Its methods are safe for concurrent use.
+//
+// Two goroutines pull from the engine: one takes messages and lifecycle
+// events, the other replies to requests. So a request's answer never waits
+// behind messages the application has not read yet: when the application
+// stops reading Messages(), the channel's buffer (WithMessageBuffer) fills,
+// the event goroutine stops pulling, and then the engine's own bounded
+// buffer (4,096 events) fills; only then does the engine stop reading the
+// socket, so that TCP pushes back on the relay, whose outbox bounds apply
+// (messages past them are announced as a loss, or a consumer too slow for
+// too long is disconnected; see the relay's [session] settings). Until the
+// engine's buffer is full, requests complete as usual; past it, a reply
+// waits behind the messages the relay sent before it.
 type Client struct {
 	hmu      sync.RWMutex // held (read) by every call that uses h; Close frees under the write lock
 	freed    bool
@@ -119,11 +131,18 @@ type Client struct {
 
 	mu      sync.Mutex
 	pending map[uint64]chan result
-	early   map[uint64]result // replies that beat their registration
+	// Each request gets exactly one reply from the library. early holds a
+	// reply that beat its request's registration (until do takes it);
+	// abandoned holds the requests whose caller stopped waiting (until
+	// their reply comes and both are dropped).
+	early     map[uint64]result
+	abandoned map[uint64]struct{}
 
 	connected   chan struct{}
 	connectOnce sync.Once
-	done        chan struct{} // closed when the event pump has stopped
+	closing     chan struct{} // closed when Close starts: undelivered messages are dropped
+	eventsDone  chan struct{} // closed when the event pump has stopped
+	done        chan struct{} // closed when both pumps have stopped
 	closeOnce   sync.Once
 	closeErr    error
 	lastErr     *Error // the last error event, for Dial's failure
@@ -155,23 +174,35 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 	if err := call(start); err != nil {
 		return nil, err
 	}
+	// Replies are pulled on their own (pumpReplies), never behind messages.
+	if err := call(func() C.zr_status { return C.zr_status(C.zr_client_split_replies(h)) }); err != nil {
+		C.zr_client_free(h)
+		return nil, err
+	}
 	c := &Client{
-		h:         h,
-		messages:  make(chan Message, o.messageBuffer),
-		events:    make(chan Event, 256),
-		logger:    o.logger,
-		pending:   map[uint64]chan result{},
-		early:     map[uint64]result{},
-		connected: make(chan struct{}),
-		done:      make(chan struct{}),
-		tokens:    o.tokens,
+		h:          h,
+		messages:   make(chan Message, o.messageBuffer),
+		events:     make(chan Event, 256),
+		logger:     o.logger,
+		pending:    map[uint64]chan result{},
+		early:      map[uint64]result{},
+		abandoned:  map[uint64]struct{}{},
+		connected:  make(chan struct{}),
+		closing:    make(chan struct{}),
+		eventsDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		tokens:     o.tokens,
 	}
 	if c.logger == nil {
 		c.logger = slog.New(discard{})
 	} else {
 		forwardCoreLogs(c.logger)
 	}
-	go c.pump()
+	var pumps sync.WaitGroup
+	pumps.Add(2)
+	go func() { defer pumps.Done(); c.pump(); close(c.eventsDone) }()
+	go func() { defer pumps.Done(); c.pumpReplies() }()
+	go func() { pumps.Wait(); c.failPending(ErrClosed); close(c.done) }()
 	timer := time.NewTimer(o.connectWait)
 	defer timer.Stop()
 	select {
@@ -194,17 +225,23 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 	}
 }
 
-// Messages delivers each message once, in order. It is closed after Close.
+// Messages delivers each message once, in order. It is closed after Close
+// (messages not yet delivered then are dropped: the session has ended).
+//
+// Its buffer is WithMessageBuffer (1,024 by default). While it is full,
+// the client stops pulling messages and lifecycle events from the engine,
+// but requests still complete: see Client for what happens when the
+// application stops reading for longer.
 func (c *Client) Messages() <-chan Message { return c.messages }
 
 // Events delivers lifecycle events. It is a best-effort feed: when its
 // buffer is full, events are dropped (they are always logged).
 func (c *Client) Events() <-chan Event { return c.events }
 
-// pump pulls event batches through the C ABI and dispatches them. It is the
-// only goroutine reading the library's events; no callback ever enters Go.
+// pump pulls message and event batches through the C ABI and dispatches
+// them; pumpReplies pulls the replies. They are the only goroutines reading
+// the library's events; no callback ever enters Go.
 func (c *Client) pump() {
-	defer close(c.done)
 	defer close(c.messages)
 	defer close(c.events)
 	for {
@@ -212,12 +249,10 @@ func (c *Client) pump() {
 		var n C.size_t
 		st := C.zr_client_next_batch(c.h, 250, 512, &out, &n)
 		if st == C.ZR_ERR_CLOSED {
-			c.failPending(ErrClosed)
 			return
 		}
 		if st != C.ZR_OK {
 			c.logger.Error("zerorelay: pulling events failed", "status", int(st))
-			c.failPending(ErrClosed)
 			return
 		}
 		if out == nil {
@@ -226,6 +261,51 @@ func (c *Client) pump() {
 		batch := C.GoBytes(unsafe.Pointer(out), C.int(n))
 		C.zr_bytes_free(out, n)
 		c.dispatchBatch(batch)
+	}
+}
+
+// pumpReplies pulls replies (and token requests) on their own, so that they
+// never wait behind undelivered messages. It stops once the event pump has
+// read the end of the events and every reply was read.
+func (c *Client) pumpReplies() {
+	for {
+		var out *C.char
+		st := C.zr_client_next_replies(c.h, 1000, 256, &out)
+		if st == C.ZR_ERR_CLOSED {
+			return
+		}
+		if st != C.ZR_OK {
+			c.logger.Error("zerorelay: pulling replies failed", "status", int(st))
+			return
+		}
+		text, ok := takeString(out)
+		if !ok {
+			select {
+			case <-c.eventsDone:
+				// The event pump stopped without reading the end (it failed):
+				// nothing will end this pull otherwise.
+				return
+			default:
+				continue
+			}
+		}
+		var batch []wireEvent
+		if err := json.Unmarshal([]byte(text), &batch); err != nil {
+			c.logger.Error("zerorelay: undecodable replies", "error", err)
+			continue
+		}
+		for i := range batch {
+			c.dispatch(&batch[i])
+		}
+	}
+}
+
+// deliver hands a message to the application, or drops it once Close has
+// started (nobody may be reading any more).
+func (c *Client) deliver(m Message) {
+	select {
+	case c.messages <- m:
+	case <-c.closing:
 	}
 }
 
@@ -254,7 +334,7 @@ func (c *Client) dispatchBatch(b []byte) {
 				c.logger.Error("zerorelay: undecodable message record", "error", err)
 				continue
 			}
-			c.messages <- m
+			c.deliver(m)
 		case 2:
 			var e wireEvent
 			if err := json.Unmarshal(rec, &e); err != nil {
@@ -317,6 +397,8 @@ func (c *Client) dispatch(e *wireEvent) {
 		ch, ok := c.pending[e.Request]
 		if ok {
 			delete(c.pending, e.Request)
+		} else if _, gone := c.abandoned[e.Request]; gone {
+			delete(c.abandoned, e.Request)
 		} else {
 			c.early[e.Request] = r
 		}
@@ -410,6 +492,26 @@ func (c *Client) failPending(err error) {
 		delete(c.pending, id)
 		ch <- result{err: err}
 	}
+	clear(c.early)
+	clear(c.abandoned)
+}
+
+// Session is the session id the relay gave this client, or "" while it is
+// not connected (connecting, reconnecting, or closed). It is the same id
+// after a resume, and a new one after the relay lost the session (the
+// "connected" event then names the lost one in LostSession).
+func (c *Client) Session() string {
+	c.hmu.RLock()
+	defer c.hmu.RUnlock()
+	if c.freed {
+		return ""
+	}
+	var out *C.char
+	if call(func() C.zr_status { return C.zr_status(C.zr_client_session(c.h, &out)) }) != nil {
+		return ""
+	}
+	s, _ := takeString(out)
+	return s
 }
 
 // do submits a request and waits for its answer, ctx's end, or Close.
@@ -445,9 +547,26 @@ func (c *Client) do(ctx context.Context, submit func(out *C.uint64_t) C.zr_statu
 	select {
 	case r := <-ch:
 		return r.data, r.err
-	case <-ctx.Done():
+	case <-c.done:
+		// Registered after the pumps stopped: no reply will come.
+		select {
+		case r := <-ch:
+			return r.data, r.err
+		default:
+		}
 		c.mu.Lock()
 		delete(c.pending, uint64(id))
+		c.mu.Unlock()
+		return nil, ErrClosed
+	case <-ctx.Done():
+		c.mu.Lock()
+		if _, waiting := c.pending[uint64(id)]; waiting {
+			// Its one reply (the answer, or "cancelled") is still to come:
+			// remember to drop it.
+			delete(c.pending, uint64(id))
+			c.abandoned[uint64(id)] = struct{}{}
+		}
+		// Otherwise the reply is already in ch, and nothing is stored.
 		c.mu.Unlock()
 		c.hmu.RLock()
 		if !c.freed {
@@ -611,6 +730,7 @@ func (c *Client) RPC(ctx context.Context, method string, arg any) (json.RawMessa
 // more than once.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		close(c.closing)
 		c.closeErr = call(func() C.zr_status { return C.zr_status(C.zr_client_close(c.h)) })
 		<-c.done
 		c.hmu.Lock()

@@ -58,6 +58,11 @@ var (
 	// ErrUndecodable: a delivered message's payload could not be decoded
 	// (by Message.Decode, or by the engine); Error.Seq names the message.
 	ErrUndecodable = &Error{Code: "undecodable"}
+	// ErrUnknownOutcome: the session was lost while a request that may
+	// already have been routed waited for its answer; it was not re-sent
+	// (it could have been routed twice), so whether it took effect is
+	// unknown.
+	ErrUnknownOutcome = &Error{Code: "unknown_outcome"}
 )
 
 // sentinels maps every code the library can report to its sentinel; a
@@ -69,7 +74,7 @@ func init() {
 		ErrBadFrame, ErrBadRequest, ErrUnsupported, ErrUnauthorized, ErrForbidden,
 		ErrNotFound, ErrTooLarge, ErrRateLimited, ErrLimitExceeded, ErrInternal,
 		ErrTimeout, ErrClosed, ErrQueueFull, ErrCancelled, ErrInvalidArgument,
-		ErrConnection, ErrIO, ErrPanic, ErrUndecodable,
+		ErrConnection, ErrIO, ErrPanic, ErrUndecodable, ErrUnknownOutcome,
 	} {
 		sentinels[e.Code] = e
 	}

@@ -7,7 +7,9 @@ package zerorelay
 import "C"
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"sync"
 )
 
@@ -23,6 +25,16 @@ type Server struct {
 	events     chan ServerEvent
 	stopOnce   sync.Once
 	done       chan struct{}
+
+	// Handlers (StartServerWith).
+	opts      ServerOptions
+	logger    *slog.Logger
+	coreLogs  bool
+	callsCtx  context.Context
+	stopCalls context.CancelFunc
+	callsMu   sync.Mutex
+	inflight  map[uint64]context.CancelFunc // calls being handled, by id
+	callsDone chan struct{}                 // closed when pullCalls has stopped (nil without handlers)
 }
 
 // ServerEvent is something that happened to a session on an embedded
@@ -58,11 +70,35 @@ type GroupInfo struct {
 	Members int    `json:"members"`
 }
 
-// StartServer starts a relay. config is anything that marshals to the
-// configuration's JSON form (the TOML file's sections and keys), or nil for
-// the defaults. server.listen defaults to a free port on 127.0.0.1 (the same
-// default in every SDK; the zerorelay command keeps 127.0.0.1:8080).
+// ServerStats are an embedded relay's counters (the numbers the Node and
+// Python servers' stats() return).
+type ServerStats struct {
+	ConnectionsAccepted uint64 `json:"connections_accepted"` // since start
+	ConnectionsOpen     int    `json:"connections_open"`     // now
+	Sessions            int    `json:"sessions"`             // live or resumable
+	Deliveries          uint64 `json:"deliveries"`           // queued on sessions since start
+	Dropped             uint64 `json:"dropped"`              // dropped by outbox bounds (announced as gaps)
+	SlowConsumers       uint64 `json:"slow_consumers"`       // connections closed as slow consumers
+	Trimmed             uint64 `json:"trimmed"`              // dropped to keep session.outbox_total_bytes
+	OutboxBytes         uint64 `json:"outbox_bytes"`         // held by all outboxes now
+}
+
+// StartServer starts a relay without handlers: StartServerWith(ServerOptions{Config: config}).
+// config is anything that marshals to the configuration's JSON form (the
+// TOML file's sections and keys), or nil for the defaults. server.listen
+// defaults to a free port on 127.0.0.1 (the same default in every SDK; the
+// zerorelay command keeps 127.0.0.1:8080).
 func StartServer(config any) (*Server, error) {
+	return StartServerWith(ServerOptions{Config: config})
+}
+
+// StartServerWith starts a relay with handlers written in Go: an
+// authenticator, an authorizer, RPC methods and validators (see
+// ServerOptions). Each handler call runs in a goroutine of its own, so a
+// slow one holds up no other, with a context that is cancelled when the
+// relay stops waiting for it (its timeout passed, or the server closes).
+func StartServerWith(opts ServerOptions) (*Server, error) {
+	config := opts.Config
 	cfg := map[string]any{}
 	if config != nil {
 		b, err := json.Marshal(config)
@@ -88,7 +124,10 @@ func StartServer(config any) (*Server, error) {
 	text := string(b)
 	c := cstr(text)
 	defer free(c)
-	s := &Server{done: make(chan struct{}), scheme: "ws"}
+	s := &Server{done: make(chan struct{}), scheme: "ws", opts: opts, logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
 	// The relay serves wss:// when [tls] names a certificate (the
 	// configuration refuses a cert_file without a key_file).
 	if tls, _ := cfg["tls"].(map[string]any); tls != nil {
@@ -96,7 +135,14 @@ func StartServer(config any) (*Server, error) {
 			s.scheme = "wss"
 		}
 	}
-	if err := call(func() C.zr_status { return C.zr_status(C.zr_server_start(c, &s.h)) }); err != nil {
+	spec, handlers := opts.handlerSpec()
+	start := func() C.zr_status { return C.zr_status(C.zr_server_start(c, &s.h)) }
+	if handlers {
+		cs := cstr(spec)
+		defer free(cs)
+		start = func() C.zr_status { return C.zr_status(C.zr_server_start_with_handlers(c, cs, &s.h)) }
+	}
+	if err := call(start); err != nil {
 		return nil, err
 	}
 	var out *C.char
@@ -105,6 +151,16 @@ func StartServer(config any) (*Server, error) {
 		return nil, err
 	}
 	s.addr, _ = takeString(out)
+	if opts.Logger != nil {
+		forwardCoreLogs(opts.Logger)
+		s.coreLogs = true
+	}
+	if handlers {
+		s.callsCtx, s.stopCalls = context.WithCancel(context.Background())
+		s.inflight = map[uint64]context.CancelFunc{}
+		s.callsDone = make(chan struct{})
+		go s.pullCalls()
+	}
 	return s, nil
 }
 
@@ -249,17 +305,45 @@ func (s *Server) Presence(group string) (Presence, error) {
 	return p, json.Unmarshal([]byte(text), &p)
 }
 
+// Stats returns the relay's counters.
+func (s *Server) Stats() (ServerStats, error) {
+	var out *C.char
+	var st ServerStats
+	if err := s.with(func(h *C.zr_server) C.zr_status { return C.zr_status(C.zr_server_stats(h, &out)) }); err != nil {
+		return st, err
+	}
+	text, _ := takeString(out)
+	return st, json.Unmarshal([]byte(text), &st)
+}
+
 // Close shuts the server down gracefully (clients get 1001) and frees it.
+// Handler calls still running are abandoned: their contexts are cancelled,
+// the relay fails them, and Close does not wait for them to return.
 func (s *Server) Close() error {
-	s.stopOnce.Do(func() { close(s.done) })
+	first := false
+	s.stopOnce.Do(func() { close(s.done); first = true })
+	// Stopping fails the pending calls and wakes the goroutines that wait
+	// in the library, which hold the read lock; then the handle is freed
+	// under the write lock.
+	s.mu.RLock()
+	if s.h != nil {
+		C.zr_server_stop(s.h)
+	}
+	s.mu.RUnlock()
+	if s.callsDone != nil {
+		s.stopCalls()
+		<-s.callsDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.h == nil {
 		return nil
 	}
-	C.zr_server_stop(s.h)
 	C.zr_server_free(s.h)
 	s.h = nil
+	if first && s.coreLogs {
+		stopCoreLogs(s.opts.Logger)
+	}
 	return nil
 }
 

@@ -205,12 +205,47 @@ enum zr_status zr_client_submit(const struct zr_client *c,
                                 const char *request_json,
                                 uint64_t *out_request);
 
-// Stops waiting for a request: a queued request is not sent, and a reply
-// event with error code `cancelled` is delivered for it.
+// Stops waiting for a request: a queued request is not sent. Every
+// request gets exactly one reply event: a request cancelled before its
+// answer came gets one with error code `cancelled`; one whose answer was
+// already on its way gets that answer, and cancelling it does nothing.
 //
 // # Safety
 // `c` is a live handle.
 enum zr_status zr_client_cancel(const struct zr_client *c, uint64_t request);
+
+// From this call on, the event pulls (`zr_client_next_event`,
+// `zr_client_next_events`, `zr_client_next_batch`) return the client's
+// events only, and replies and `token_needed` events are pulled with
+// `zr_client_next_replies`. Then replies never wait behind events the
+// caller has not pulled yet (a binding can stop pulling messages while
+// its application does not read them, and still get its replies).
+//
+// # Safety
+// `c` is a live handle.
+enum zr_status zr_client_split_replies(const struct zr_client *c);
+
+// Waits up to `timeout_ms` for replies and `token_needed` events and
+// writes up to `max` of them as a JSON array to `out_json` (null when none
+// came in time). Fails with ZR_ERR_CLOSED once the client's events have
+// ended (the `closed` event was pulled) and every reply was read. See
+// `zr_client_split_replies`.
+//
+// # Safety
+// `c` is a live handle; `out_json` is valid for a write.
+enum zr_status zr_client_next_replies(const struct zr_client *c,
+                                      uint32_t timeout_ms,
+                                      uint32_t max,
+                                      char **out_json);
+
+// Writes the client's session id to `out` (free it with
+// `zr_string_free`), or null while it is not connected (connecting,
+// reconnecting, or closed). After a resume it is the same id; after a
+// lost session, the new one.
+//
+// # Safety
+// `c` is a live handle; `out` is valid for a write.
+enum zr_status zr_client_session(const struct zr_client *c, char **out);
 
 // Waits up to `timeout_ms` for the next event and writes its JSON to
 // `out_json`, or null when none came in time. After the `closed` event the
@@ -400,7 +435,17 @@ enum zr_status zr_server_next_events(const struct zr_server *s,
                                      uint32_t max,
                                      char **out_json);
 
-// Graceful shutdown: stops accepting, closes clients with 1001, waits.
+// The relay's counters as a JSON object: `{connections_accepted,
+// connections_open, sessions, deliveries, dropped, slow_consumers,
+// trimmed, outbox_bytes}`.
+//
+// # Safety
+// As `zr_server_sessions`.
+enum zr_status zr_server_stats(const struct zr_server *s, char **out_json);
+
+// Graceful shutdown: fails every pending handler call (and wakes
+// `zr_server_next_calls`), stops accepting, closes clients with 1001,
+// waits.
 //
 // # Safety
 // `s` is a live handle.
@@ -411,6 +456,79 @@ enum zr_status zr_server_stop(const struct zr_server *s);
 // # Safety
 // `s` is null or a live handle that no other thread is using.
 void zr_server_free(struct zr_server *s);
+
+// Like `zr_server_start`, with host handlers, described by
+// `handlers_json` (null or empty: none):
+//
+// `{"auth":true, "authorize":true, "rpc":["method",…],
+//   "validate":["chat-*",…], "auth_timeout_ms":10000,
+//   "rpc_timeout_ms":30000, "queue":1024}`
+//
+// Each time the relay asks a handler, a call is queued for
+// `zr_server_next_calls`; answer it with `zr_server_answer`. A call that
+// is not answered in time fails as the relay decides: the auth callback
+// after `auth_timeout_ms` (10 s by default; the connection is refused with
+// `unauthorized`), the authorizer after `limits.authorize_timeout_ms` and
+// a validation hook after `limits.validate_timeout_ms` (the request fails
+// with `internal`), an RPC handler after `rpc_timeout_ms` (30 s by
+// default; `internal`). At most `queue` calls (1,024 by default) wait to
+// be pulled; past that a call fails at once as a failed handler does.
+//
+// # Safety
+// `config_json` and `handlers_json` are null or NUL-terminated; `out` is
+// valid for a write.
+enum zr_status zr_server_start_with_handlers(const char *config_json,
+                                             const char *handlers_json,
+                                             struct zr_server **out);
+
+// Waits up to `timeout_ms` for calls to handlers and writes up to `max` of
+// them as a JSON array to `out_json` (null when none came in time). Each
+// is `{"id":N,"kind":K,"call":{…}}`:
+//
+// - `auth`: `call` is `{"token","user","remote","client"}`; answer
+//   `{"allow":{"user":…,"expires_in_ms":…,"roles":[…],"groups":[…],
+//   "claims":{…}}}` (every field optional; no user: anonymous) or
+//   `{"allow":null}` to refuse.
+// - `authorize`: `call` is `{"action","resource","user","roles","claims"}`;
+//   answer `{"allow":true}` or `{"allow":false,"message":"…"}`.
+// - `rpc`: `call` is `{"method","session","user","data"}`; answer
+//   `{"ok":<result>}` or `{"error":{"code":"forbidden","message":"…"}}`.
+// - `validate` (with `"pattern"`, the group pattern it was registered
+//   for): `call` is `{"group","data","user","session","claims"}`; answer
+//   `{"accept":true}`, `{"reject":{"code","message"}}` or
+//   `{"rewrite":<payload>}`.
+// - `cancelled` (no `call`): the relay stopped waiting for call N (its
+//   timeout passed or its connection went away); an answer now fails with
+//   `unknown_call`.
+//
+// Any call may be answered `{"failed":"why"}`: the handler failed (logged;
+// `unauthorized` for auth, `internal` otherwise). Fails with ZR_ERR_CLOSED
+// once the server is stopping, and ZR_ERR_INVALID_ARGUMENT on a server
+// started without handlers.
+//
+// # Safety
+// `s` is a live handle; `out_json` is valid for a write.
+enum zr_status zr_server_next_calls(const struct zr_server *s,
+                                    uint32_t timeout_ms,
+                                    uint32_t max,
+                                    char **out_json);
+
+// Answers call `id` with JSON `answer_json` (see `zr_server_next_calls`).
+// Fails with ZR_ERR_INVALID_ARGUMENT and code `unknown_call` when no call
+// `id` is waiting (answered already, timed out, cancelled, or the server
+// stopped), and with code `invalid_argument` when `answer_json` is not
+// JSON (the call then still waits).
+//
+// # Safety
+// `s` is a live handle; `answer_json` is NUL-terminated.
+enum zr_status zr_server_answer(const struct zr_server *s, uint64_t id, const char *answer_json);
+
+// Writes to `out_count` how many handler calls are not answered yet
+// (queued or pulled): 0 once every call was answered or given up on.
+//
+// # Safety
+// `s` is a live handle; `out_count` is valid for a write.
+enum zr_status zr_server_pending_calls(const struct zr_server *s, uint64_t *out_count);
 
 // Starts collecting the core's log records at `level` (`error`, `warn`,
 // `info`, `debug`, `trace`, or a filter such as `zerorelay=debug`). Only

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -49,6 +49,7 @@ pub enum zr_status {
     ZR_ERR_PANIC = 8,
 }
 
+#[derive(Debug)]
 struct Failure {
     status: zr_status,
     code: String,
@@ -227,7 +228,11 @@ pub unsafe extern "C" fn zr_string_free(s: *mut c_char) {
     }
 }
 
+mod calls;
 mod logs;
+pub use calls::{
+    zr_server_answer, zr_server_next_calls, zr_server_pending_calls, zr_server_start_with_handlers,
+};
 pub use logs::{zr_log_init, zr_logs_next};
 
 /// Capacity of a client's pulled-event queue.
@@ -236,9 +241,21 @@ const EVENT_QUEUE: usize = 8192;
 /// A client handle.
 pub struct zr_client {
     client: Client,
-    events: tokio::sync::Mutex<Pulled>,
+    /// The engine's events.
+    events: tokio::sync::Mutex<zerorelay::client::Events>,
+    /// Set once the engine's events have ended (the client closed).
+    ended: AtomicBool,
+    /// Woken when `ended` is set.
+    ended_notify: tokio::sync::Notify,
+    /// Replies to submitted requests, and `token_needed` events.
+    replies_rx: tokio::sync::Mutex<mpsc::Receiver<String>>,
     replies: mpsc::Sender<String>,
+    /// Set by `zr_client_split_replies`: the event pulls leave replies to
+    /// `zr_client_next_replies`.
+    split: AtomicBool,
     next_request: AtomicU64,
+    /// Requests whose reply is not sent yet. Whoever removes an entry (the
+    /// reply task, or `zr_client_cancel`) sends the one reply for it.
     pending: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
     tokens: Option<Arc<TokenSlot>>,
 }
@@ -273,14 +290,6 @@ impl TokenSlot {
     }
 }
 
-/// What `zr_client_next_events` drains: the client's events and the
-/// answers to submitted requests.
-struct Pulled {
-    events: zerorelay::client::Events,
-    ended: bool,
-    replies: mpsc::Receiver<String>,
-}
-
 fn new_client(
     client: Client,
     events: zerorelay::client::Events,
@@ -290,12 +299,12 @@ fn new_client(
 ) -> Box<zr_client> {
     Box::new(zr_client {
         client,
-        events: tokio::sync::Mutex::new(Pulled {
-            events,
-            ended: false,
-            replies: rx,
-        }),
+        events: tokio::sync::Mutex::new(events),
+        ended: AtomicBool::new(false),
+        ended_notify: tokio::sync::Notify::new(),
+        replies_rx: tokio::sync::Mutex::new(rx),
         replies: tx,
+        split: AtomicBool::new(false),
         next_request: AtomicU64::new(1),
         pending: Arc::new(Mutex::new(HashMap::new())),
         tokens,
@@ -449,18 +458,18 @@ fn submit(c: &zr_client, req: Request) -> Result<u64, Failure> {
     let pending = runtime().block_on(c.client.submit(req))?;
     let replies = c.replies.clone();
     let map = c.pending.clone();
-    let mut guard = map.lock().expect("not poisoned");
+    // Held until the entry is in: the task cannot look before it is.
+    let mut guard = c.pending.lock().expect("not poisoned");
     let task = runtime().spawn(async move {
         let r = pending.await;
-        let _ = replies.send(reply_to_json(id, &r)).await;
+        // Exactly one reply per request: the task sends it only if
+        // zr_client_cancel did not take the entry (and send `cancelled`).
+        let ours = map.lock().expect("not poisoned").remove(&id).is_some();
+        if ours {
+            let _ = replies.send(reply_to_json(id, &r)).await;
+        }
     });
     guard.insert(id, task.abort_handle());
-    drop(guard);
-    let map = c.pending.clone();
-    runtime().spawn(async move {
-        let _ = task.await;
-        map.lock().expect("not poisoned").remove(&id);
-    });
     Ok(id)
 }
 
@@ -710,8 +719,10 @@ pub unsafe extern "C" fn zr_client_submit(
     })
 }
 
-/// Stops waiting for a request: a queued request is not sent, and a reply
-/// event with error code `cancelled` is delivered for it.
+/// Stops waiting for a request: a queued request is not sent. Every
+/// request gets exactly one reply event: a request cancelled before its
+/// answer came gets one with error code `cancelled`; one whose answer was
+/// already on its way gets that answer, and cancelling it does nothing.
 ///
 /// # Safety
 /// `c` is a live handle.
@@ -720,14 +731,117 @@ pub unsafe extern "C" fn zr_client_cancel(c: *const zr_client, request: u64) -> 
     ffi(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { client_ref(c) }?;
-        if let Some(task) = c.pending.lock().expect("not poisoned").remove(&request) {
+        let task = c.pending.lock().expect("not poisoned").remove(&request);
+        if let Some(task) = task {
             task.abort();
-            let _ = c
-                .replies
-                .try_send(reply_to_json(request, &Err(ClientError::Cancelled)));
+            let replies = c.replies.clone();
+            let reply = reply_to_json(request, &Err(ClientError::Cancelled));
+            // Not try_send: a full queue must not lose the one reply.
+            runtime().spawn(async move {
+                let _ = replies.send(reply).await;
+            });
         }
         Ok(())
     })
+}
+
+/// From this call on, the event pulls (`zr_client_next_event`,
+/// `zr_client_next_events`, `zr_client_next_batch`) return the client's
+/// events only, and replies and `token_needed` events are pulled with
+/// `zr_client_next_replies`. Then replies never wait behind events the
+/// caller has not pulled yet (a binding can stop pulling messages while
+/// its application does not read them, and still get its replies).
+///
+/// # Safety
+/// `c` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_split_replies(c: *const zr_client) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        unsafe { client_ref(c) }?
+            .split
+            .store(true, Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` for replies and `token_needed` events and
+/// writes up to `max` of them as a JSON array to `out_json` (null when none
+/// came in time). Fails with ZR_ERR_CLOSED once the client's events have
+/// ended (the `closed` event was pulled) and every reply was read. See
+/// `zr_client_split_replies`.
+///
+/// # Safety
+/// `c` is a live handle; `out_json` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_next_replies(
+    c: *const zr_client,
+    timeout_ms: u32,
+    max: u32,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        if out_json.is_null() {
+            return Err(Failure::invalid("the output pointer is null"));
+        }
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let max = max.max(1) as usize;
+        let replies = runtime().block_on(async {
+            let mut rx = c.replies_rx.lock().await;
+            let mut replies = Vec::new();
+            let deadline = tokio::time::Instant::now() + ms(timeout_ms);
+            loop {
+                let ended = c.ended_notify.notified();
+                tokio::pin!(ended);
+                // Registered before looking, so an end in between wakes it.
+                ended.as_mut().enable();
+                if c.ended.load(Ordering::SeqCst) && rx.is_empty() {
+                    return Err(Failure::from(ClientError::Closed));
+                }
+                tokio::select! {
+                    _ = rx.recv_many(&mut replies, max) => return Ok(replies),
+                    _ = &mut ended => {}
+                    _ = tokio::time::sleep_until(deadline) => return Ok(replies),
+                }
+            }
+        })?;
+        let v = if replies.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            c_string(format!("[{}]", replies.join(",")))
+        };
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, v) }
+    })
+}
+
+/// Writes the client's session id to `out` (free it with
+/// `zr_string_free`), or null while it is not connected (connecting,
+/// reconnecting, or closed). After a resume it is the same id; after a
+/// lost session, the new one.
+///
+/// # Safety
+/// `c` is a live handle; `out` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_session(
+    c: *const zr_client,
+    out: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { client_ref(c) }?;
+        let v = match c.client.status() {
+            zerorelay::client::Status::Connected(session) => c_string(session),
+            _ => std::ptr::null_mut(),
+        };
+        // SAFETY: forwarded contract.
+        unsafe { put(out, v) }
+    })
+}
+
+fn ms(timeout_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(timeout_ms))
 }
 
 /// Waits up to `timeout_ms` for the next event and writes its JSON to
@@ -784,44 +898,56 @@ pub unsafe extern "C" fn zr_client_next_events(
     })
 }
 
-/// Waits up to `timeout_ms` for events or replies, then takes up to `max`
-/// of whatever is ready.
+/// Waits up to `timeout_ms` for events or (unless replies are split off)
+/// replies, then takes up to `max` of whatever is ready.
 fn collect(
     c: &zr_client,
     timeout_ms: u32,
     max: usize,
 ) -> Result<(Vec<Event>, Vec<String>), Failure> {
     runtime().block_on(async {
-        let mut p = c.events.lock().await;
-        let p = &mut *p;
+        let mut ev = c.events.lock().await;
+        // Locked after the events, as everywhere.
+        let mut rx = if c.split.load(Ordering::SeqCst) {
+            None
+        } else {
+            Some(c.replies_rx.lock().await)
+        };
         let mut events: Vec<Event> = Vec::new();
         let mut replies: Vec<String> = Vec::new();
-        if p.ended && p.replies.is_empty() {
+        let no_replies = |rx: &Option<tokio::sync::MutexGuard<'_, mpsc::Receiver<String>>>| {
+            rx.as_ref().is_none_or(|r| r.is_empty())
+        };
+        let mut ended = c.ended.load(Ordering::SeqCst);
+        if ended && no_replies(&rx) {
             return Err(Failure::from(ClientError::Closed));
         }
-        let wait = tokio::time::sleep(Duration::from_millis(u64::from(timeout_ms)));
         tokio::select! {
-            n = p.events.recv_many(&mut events, max), if !p.ended => {
+            n = ev.recv_many(&mut events, max), if !ended => {
                 if n == 0 {
-                    p.ended = true;
+                    ended = true;
+                    c.ended.store(true, Ordering::SeqCst);
+                    c.ended_notify.notify_waiters();
                 }
             }
-            _ = p.replies.recv_many(&mut replies, max) => {}
-            _ = wait => {}
+            _ = async { rx.as_mut().expect("guarded").recv_many(&mut replies, max).await }, if rx.is_some() => {}
+            _ = tokio::time::sleep(ms(timeout_ms)) => {}
         }
-        while events.len() + replies.len() < max && !p.ended {
-            match p.events.try_recv() {
+        while events.len() + replies.len() < max && !ended {
+            match ev.try_recv() {
                 Some(e) => events.push(e),
                 None => break,
             }
         }
-        while events.len() + replies.len() < max {
-            match p.replies.try_recv() {
-                Ok(r) => replies.push(r),
-                Err(_) => break,
+        if let Some(rx) = rx.as_mut() {
+            while events.len() + replies.len() < max {
+                match rx.try_recv() {
+                    Ok(r) => replies.push(r),
+                    Err(_) => break,
+                }
             }
         }
-        if events.is_empty() && replies.is_empty() && p.ended && p.replies.is_empty() {
+        if events.is_empty() && replies.is_empty() && ended && no_replies(&rx) {
             return Err(Failure::from(ClientError::Closed));
         }
         Ok((events, replies))
@@ -1023,6 +1149,50 @@ pub struct zr_server {
     /// The session-event subscription, made at the first
     /// `zr_server_next_events`.
     events: tokio::sync::Mutex<Option<zerorelay::server::events::HostEventStream>>,
+    /// The host handlers' calls (`zr_server_start_with_handlers`).
+    calls: Option<Arc<calls::Calls>>,
+}
+
+/// The configuration argument of the server's start functions: JSON, or
+/// null or blank for the defaults.
+///
+/// # Safety
+/// `config_json` is null or NUL-terminated.
+unsafe fn config_arg(config_json: *const c_char) -> Result<Config, Failure> {
+    // SAFETY: forwarded contract.
+    match unsafe { opt_str_arg(config_json, "config_json") }? {
+        None => Ok(Config::default()),
+        Some(j) if j.trim().is_empty() => Ok(Config::default()),
+        Some(j) => serde_json::from_str(j).map_err(|e| Failure::invalid(format!("config: {e}"))),
+    }
+}
+
+/// Builds the relay, binds and serves it, and writes the handle to `out`.
+///
+/// # Safety
+/// `out` is valid for a write.
+unsafe fn start_server(
+    builder: zerorelay::RelayBuilder,
+    calls: Option<Arc<calls::Calls>>,
+    out: *mut *mut zr_server,
+) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid("the output pointer is null"));
+    }
+    let (relay, addr, serve) = runtime().block_on(async {
+        let relay = builder.build()?;
+        let (bound, serve) = relay.spawn().await?;
+        Ok::<_, zerorelay::Error>((relay, bound.to_string(), serve))
+    })?;
+    let s = Box::new(zr_server {
+        relay,
+        addr,
+        serve: Mutex::new(Some(serve)),
+        events: tokio::sync::Mutex::new(None),
+        calls,
+    });
+    // SAFETY: forwarded contract.
+    unsafe { put(out, Box::into_raw(s)) }
 }
 
 /// Starts a relay from a configuration (JSON with the same sections and
@@ -1038,26 +1208,10 @@ pub unsafe extern "C" fn zr_server_start(
 ) -> zr_status {
     ffi(|| {
         // SAFETY: forwarded contract.
-        let config: Config = match unsafe { opt_str_arg(config_json, "config_json") }? {
-            None => Config::default(),
-            Some(j) if j.trim().is_empty() => Config::default(),
-            Some(j) => {
-                serde_json::from_str(j).map_err(|e| Failure::invalid(format!("config: {e}")))?
-            }
-        };
-        let (relay, addr, serve) = runtime().block_on(async {
-            let relay = Relay::builder(config).build()?;
-            let (bound, serve) = relay.spawn().await?;
-            Ok::<_, zerorelay::Error>((relay, bound.to_string(), serve))
-        })?;
-        let s = Box::new(zr_server {
-            relay,
-            addr,
-            serve: Mutex::new(Some(serve)),
-            events: tokio::sync::Mutex::new(None),
-        });
+        let config = unsafe { config_arg(config_json) }?;
+        let _rt = runtime().enter();
         // SAFETY: forwarded contract.
-        unsafe { put(out, Box::into_raw(s)) }
+        unsafe { start_server(Relay::builder(config), None, out) }
     })
 }
 
@@ -1382,7 +1536,29 @@ pub unsafe extern "C" fn zr_server_next_events(
     })
 }
 
-/// Graceful shutdown: stops accepting, closes clients with 1001, waits.
+/// The relay's counters as a JSON object: `{connections_accepted,
+/// connections_open, sessions, deliveries, dropped, slow_consumers,
+/// trimmed, outbox_bytes}`.
+///
+/// # Safety
+/// As `zr_server_sessions`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_server_stats(
+    s: *const zr_server,
+    out_json: *mut *mut c_char,
+) -> zr_status {
+    ffi(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { server_ref(s) }?;
+        let j = serde_json::to_string(&s.relay.stats()).expect("stats are JSON");
+        // SAFETY: forwarded contract.
+        unsafe { put(out_json, c_string(j)) }
+    })
+}
+
+/// Graceful shutdown: fails every pending handler call (and wakes
+/// `zr_server_next_calls`), stops accepting, closes clients with 1001,
+/// waits.
 ///
 /// # Safety
 /// `s` is a live handle.
@@ -1391,6 +1567,10 @@ pub unsafe extern "C" fn zr_server_stop(s: *const zr_server) -> zr_status {
     ffi(|| {
         // SAFETY: forwarded contract.
         let s = unsafe { server_ref(s) }?;
+        // First, so that no connection's shutdown waits on a handler.
+        if let Some(calls) = &s.calls {
+            calls.close();
+        }
         let serve = s.serve.lock().expect("not poisoned").take();
         runtime().block_on(async {
             s.relay.shutdown().await;

@@ -323,3 +323,74 @@ fn binary_batches_carry_messages_as_records_and_the_rest_as_json() {
         zr_server_free(server);
     }
 }
+
+#[test]
+fn split_replies_are_pulled_apart_from_events_and_end_after_them() {
+    unsafe {
+        let (server, url) = server(r#"{"server":{"listen":"127.0.0.1:0"}}"#);
+        let mut c = null_mut();
+        assert_eq!(
+            zr_client_connect(url.as_ptr(), s(r#"{"user":"a"}"#).as_ptr(), &mut c),
+            zr_status::ZR_OK
+        );
+        let mut session = null_mut();
+        assert_eq!(zr_client_session(c, &mut session), zr_status::ZR_OK);
+        let session = take(session).expect("connected");
+        assert!(session.starts_with("s_"), "{session}");
+        assert_eq!(zr_client_split_replies(c), zr_status::ZR_OK);
+        let mut id = 0;
+        assert_eq!(
+            zr_client_join(c, s("room").as_ptr(), &mut id),
+            zr_status::ZR_OK
+        );
+        let mut count = 0;
+        let mut got = None;
+        for _ in 0..100 {
+            let mut out = null_mut();
+            assert_eq!(
+                zr_client_next_replies(c, 100, 16, &mut out),
+                zr_status::ZR_OK
+            );
+            if let Some(b) = take(out) {
+                got = Some(b);
+                break;
+            }
+        }
+        let got: serde_json::Value = serde_json::from_str(&got.expect("a reply")).unwrap();
+        assert_eq!(got[0]["request"], id);
+        assert_eq!(got[0]["ok"], true);
+        assert_eq!(
+            zr_server_publish(server, s("room").as_ptr(), s("1").as_ptr(), &mut count),
+            zr_status::ZR_OK
+        );
+        // The event pulls carry events only, and end with `closed`.
+        assert_eq!(zr_client_close(c), zr_status::ZR_OK);
+        let mut end = zr_status::ZR_OK;
+        let mut seen = String::new();
+        for _ in 0..200 {
+            let mut out = null_mut();
+            end = zr_client_next_events(c, 20, 64, &mut out);
+            if end != zr_status::ZR_OK {
+                break;
+            }
+            if let Some(b) = take(out) {
+                seen.push_str(&b);
+            }
+        }
+        assert_eq!(end, zr_status::ZR_ERR_CLOSED);
+        assert!(!seen.contains(r#""type":"reply""#), "{seen}");
+        assert!(seen.contains(r#""type":"closed""#), "{seen}");
+        let mut session = null_mut();
+        assert_eq!(zr_client_session(c, &mut session), zr_status::ZR_OK);
+        assert!(session.is_null(), "no session once closed");
+        // Replies end once the events have (bounded: a minute's timeout
+        // would show as a hang).
+        let mut out = null_mut();
+        assert_eq!(
+            zr_client_next_replies(c, 60_000, 16, &mut out),
+            zr_status::ZR_ERR_CLOSED
+        );
+        zr_client_free(c);
+        zr_server_free(server);
+    }
+}

@@ -53,6 +53,13 @@ pub struct Answer {
     /// The identity's roles (`None`: `auth.default_roles`).
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// The group patterns the identity is narrowed to, as a JWT's groups
+    /// claim narrows it (`None`: no narrowing).
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Claims shown to the authorize and validate hooks (`None`: `null`).
+    #[serde(default)]
+    pub claims: Option<serde_json::Value>,
 }
 
 impl Answer {
@@ -72,7 +79,8 @@ impl Answer {
                 .expires_in_ms
                 .map(|ms| SystemTime::now() + Duration::from_millis(ms)),
             roles: self.roles.unwrap_or_default(),
-            ..Identity::default()
+            groups: self.groups,
+            claims: self.claims.unwrap_or_default(),
         })
     }
 }
@@ -189,6 +197,7 @@ mod tests {
                 user: Some("alice".into()),
                 expires_in_ms: Some(60_000),
                 roles: Some(vec!["admin".into()]),
+                ..Answer::default()
             }))
         });
         let id = auth.authenticate(request()).await.unwrap();
