@@ -11,6 +11,7 @@ const PROTOCOL_CODES = Object.freeze([
 /** Codes the client itself reports (and the host API's `io`). */
 const CLIENT_CODES = Object.freeze([
   'timeout', 'closed', 'queue_full', 'cancelled', 'invalid_argument', 'connection', 'io', 'undecodable',
+  'unknown_outcome',
 ])
 
 class ZerorelayError extends Error {

@@ -58,6 +58,7 @@ from .errors import (
     TooLarge,
     Unauthorized,
     Undecodable,
+    UnknownOutcome,
     Unsupported,
     ZerorelayError,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Undecodable",
+    "UnknownOutcome",
     "Unsupported",
     "ValidateContext",
     "ZerorelayError",

@@ -2,8 +2,8 @@
 
 The protocol's codes (docs/PROTOCOL.md section 17, `tests/vectors/codes.json`)
 and the client's own (`timeout`, `closed`, `queue_full`, `cancelled`,
-`invalid_argument`, `connection`, `undecodable`). Every exception carries its code in
-`.code`; match on the class or the code, never on the message.
+`invalid_argument`, `connection`, `undecodable`, `unknown_outcome`). Every exception
+carries its code in `.code`; match on the class or the code, never on the message.
 """
 
 from __future__ import annotations
@@ -132,6 +132,14 @@ class Undecodable(ZerorelayError):
     code = "undecodable"
 
 
+class UnknownOutcome(ZerorelayError):
+    """The session was lost (the relay could not resume it) after the request
+    may have been routed and before its answer arrived: it may or may not
+    have been delivered. It was not sent again, so as not to deliver it twice."""
+
+    code = "unknown_outcome"
+
+
 ERRORS_BY_CODE: dict[str, type[ZerorelayError]] = {
     cls.code: cls
     for cls in (
@@ -152,6 +160,7 @@ ERRORS_BY_CODE: dict[str, type[ZerorelayError]] = {
         InvalidArgument,
         ConnectionFailed,
         Undecodable,
+        UnknownOutcome,
     )
 }
 """Each stable code's exception class."""

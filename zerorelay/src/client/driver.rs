@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::engine::{Engine, Output, Reply, Request, RequestToken, Snapshot};
+use super::engine::{Engine, Output, Reply, Request, RequestToken, Retry, Snapshot};
 use super::options::ClientOptions;
 use super::{ClientError, Event};
 use crate::protocol::Target;
@@ -46,6 +46,7 @@ const EVENT_BUFFER: usize = 4096;
 enum Command {
     Request {
         req: Request,
+        retry: Retry,
         handle: u64,
         reply: oneshot::Sender<Result<Reply, ClientError>>,
     },
@@ -213,9 +214,19 @@ impl Client {
     }
 
     /// Makes a request and waits for its answer. Dropping the future cancels
-    /// it (a queued request is then not sent).
+    /// it (a queued request is then not sent). If the session is lost after
+    /// the request may have been routed, it fails with
+    /// [`ClientError::UnknownOutcome`] rather than risk routing it twice
+    /// ([`Retry::AtMostOnce`]; [`Client::request_with`] chooses).
     pub async fn request(&self, req: Request) -> Result<Reply, ClientError> {
         self.submit(req).await?.await
+    }
+
+    /// [`Client::request`] with the choice of what a lost session does to
+    /// it: [`Retry::Resend`] re-sends it to the new session (the request is
+    /// idempotent, or a duplicate is acceptable).
+    pub async fn request_with(&self, req: Request, retry: Retry) -> Result<Reply, ClientError> {
+        self.submit_now_with(req, retry)?.await
     }
 
     /// Hands a request to the engine and returns a future of its answer.
@@ -226,16 +237,33 @@ impl Client {
         self.submit_now(req)
     }
 
+    /// [`Client::submit`] with a [`Retry`] choice.
+    pub async fn submit_with(
+        &self,
+        req: Request,
+        retry: Retry,
+    ) -> Result<PendingReply, ClientError> {
+        self.submit_now_with(req, retry)
+    }
+
     /// [`Client::submit`] without an `await`, for bindings whose callers
     /// cannot wait: requests are ordered as the calls are made. The command
     /// path is unbounded; what bounds memory is the engine (its offline queue
-    /// and the socket's backpressure).
+    /// and the socket's backpressure). Uses [`Retry::AtMostOnce`].
     pub fn submit_now(&self, req: Request) -> Result<PendingReply, ClientError> {
+        self.submit_now_with(req, Retry::default())
+    }
+
+    /// [`Client::submit_now`] with the choice of what a lost session does
+    /// to the request ([`Retry`]; join, leave and presence are always
+    /// re-sent).
+    pub fn submit_now_with(&self, req: Request, retry: Retry) -> Result<PendingReply, ClientError> {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.cmd
             .send(Command::Request {
                 req,
+                retry,
                 handle,
                 reply: tx,
             })
@@ -476,8 +504,8 @@ impl Driver {
                     self.engine.on_token(Instant::now(), t);
                 }
                 cmd = cmds.recv(), if commands_open => match cmd {
-                    Some(Command::Request { req, handle, reply }) => {
-                        match self.engine.request(Instant::now(), req) {
+                    Some(Command::Request { req, retry, handle, reply }) => {
+                        match self.engine.request_with(Instant::now(), req, retry) {
                             Ok(t) => {
                                 self.handles.insert(handle, t);
                                 self.waiters.insert(t, (handle, reply));
@@ -552,6 +580,9 @@ impl Driver {
                     }
                 }
                 Output::Send(text) => {
+                    // The engine counts a request as possibly routed once it
+                    // is output; one dropped here (the connection just
+                    // failed) errs on that safe side (Retry::AtMostOnce).
                     if let Some(s) = ws.as_mut() {
                         if let Err(e) = s.feed(Message::text(text)).await {
                             *ws = None;

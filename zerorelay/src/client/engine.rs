@@ -11,6 +11,13 @@
 //! acknowledged once emitted (acks are batched by count and time), so a
 //! process that crashes between emitting and handling may lose it; a resume
 //! never duplicates it.
+//!
+//! Request guarantee: after a resume, unanswered requests are re-sent with
+//! their ids and the server answers a repeated id without routing it again.
+//! When the session cannot be resumed, a request that may already have been
+//! routed fails with [`ClientError::UnknownOutcome`] unless it was made with
+//! [`Retry::Resend`]; one that never reached a connection is sent (see
+//! [`Retry`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -82,6 +89,63 @@ pub enum Request {
     },
 }
 
+/// What the engine does with an unanswered request when the server could
+/// not resume the session (`welcome` with `"resumed":false`: the session
+/// expired, was ended, or the relay restarted).
+///
+/// A fresh session remembers none of the old session's request ids
+/// (protocol §10), so a request the old connection may already have routed
+/// (only its answer was lost) would be routed a second time if re-sent. A
+/// request "may have been routed" once the engine has handed it to a
+/// connection; one that waited in the offline queue the whole time never
+/// was, and is always sent. A normal resume (`"resumed":true`) re-sends every
+/// unanswered request whatever its choice: the server answers a repeated id
+/// from memory instead of routing it again.
+///
+/// The choice applies to `send`, `publish`, `broadcast` and `rpc`. `join`,
+/// `leave` and `presence` are always re-sent: they are idempotent or
+/// read-only, and the fresh session holds none of the old one's state, so
+/// sending them again is what makes their outcome known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retry {
+    /// Never route the request twice: when the session is lost after the
+    /// request may have been routed, it fails with
+    /// [`ClientError::UnknownOutcome`] (it may or may not have been
+    /// delivered) instead of being re-sent. The default.
+    #[default]
+    AtMostOnce,
+    /// Re-send it in the new session with the same id: the application says
+    /// the request is idempotent or that it accepts a duplicate.
+    Resend,
+}
+
+impl Retry {
+    /// Its name in the bindings' JSON and options: `at_most_once` or
+    /// `resend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retry::AtMostOnce => "at_most_once",
+            Retry::Resend => "resend",
+        }
+    }
+}
+
+impl std::str::FromStr for Retry {
+    type Err = ClientError;
+
+    /// Parses `at_most_once` or `resend`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "at_most_once" => Ok(Retry::AtMostOnce),
+            "resend" => Ok(Retry::Resend),
+            other => Err(ClientError::InvalidArgument(format!(
+                "retry {other:?}: expected \"at_most_once\" or \"resend\""
+            ))),
+        }
+    }
+}
+
 /// A successful answer.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -99,7 +163,8 @@ pub enum Output {
     Connect,
     /// Ask the token provider, then call [`Engine::on_token`].
     FetchToken,
-    /// Send a text frame.
+    /// Send a text frame. A request's frame counts as possibly routed from
+    /// here on, whether or not the driver could write it ([`Retry`]).
     Send(String),
     /// Close the transport with this code, then call [`Engine::on_closed`].
     Close {
@@ -155,6 +220,17 @@ pub struct PersistedRequest {
     /// A join or leave records the group it affects.
     #[serde(default)]
     pub effect: Effect,
+    /// It was handed to a connection at least once, so it may have been
+    /// routed (absent in files written before this field: not sent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent: bool,
+    /// What to do with it if the session is lost ([`Retry`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub retry: Retry,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// What an `ok` changes in the engine.
@@ -189,6 +265,19 @@ struct Pending {
     owner: Owner,
     effect: Effect,
     deadline: Option<Instant>,
+    /// Handed to a connection at least once: it may have been routed.
+    sent: bool,
+    /// What a lost session does to it (always `Resend` for joins, leaves,
+    /// presence and the engine's own requests).
+    retry: Retry,
+}
+
+impl Pending {
+    /// Re-sending it to a fresh session might route it a second time, and
+    /// the application did not accept that.
+    fn outcome_lost_with_session(&self) -> bool {
+        self.sent && self.retry == Retry::AtMostOnce
+    }
 }
 
 impl Sized_ for Pending {
@@ -280,6 +369,8 @@ impl Engine {
                     owner: Owner::Restored,
                     effect: p.effect,
                     deadline: None,
+                    sent: p.sent,
+                    retry: p.retry,
                 });
             }
         }
@@ -518,6 +609,22 @@ impl Engine {
             resumed: w.resumed,
             lost_session: lost_session.clone(),
         });
+        // A fresh session remembers none of the old one's ids (protocol
+        // §10): a request the old connection may have routed would be routed
+        // again. Unless the application accepted that, its outcome is
+        // unknown; say so instead of re-sending it.
+        if !w.resumed {
+            let lost: Vec<i64> = self
+                .inflight
+                .values()
+                .filter(|p| p.outcome_lost_with_session())
+                .map(|p| p.id)
+                .collect();
+            for id in lost {
+                let p = self.inflight.remove(&id).expect("listed");
+                self.complete(p.owner, Err(unknown_outcome(p.id)));
+            }
+        }
         // Unanswered requests go again, with their ids, in order, after any
         // re-joins; then the offline queue.
         let unanswered: Vec<i64> = self.inflight.keys().copied().collect();
@@ -546,12 +653,20 @@ impl Engine {
         for id in unanswered {
             let p = self.inflight.get_mut(&id).expect("listed");
             p.deadline = deadline;
+            p.sent = true;
             let frame = p.frame.clone();
             self.out.push_back(Output::Send(frame));
         }
         let queued: Vec<Pending> = self.queue.drain().collect();
         for mut p in queued {
+            // Only a request restored from a snapshot can have been sent
+            // before it was queued.
+            if !w.resumed && p.outcome_lost_with_session() {
+                self.complete(p.owner, Err(unknown_outcome(p.id)));
+                continue;
+            }
             p.deadline = deadline;
+            p.sent = true;
             self.out.push_back(Output::Send(p.frame.clone()));
             self.inflight.insert(p.id, p);
         }
@@ -693,9 +808,20 @@ impl Engine {
         }
     }
 
-    /// Makes a request. While connected it is sent at once; otherwise it
-    /// waits in the offline queue.
+    /// Makes a request with the default [`Retry::AtMostOnce`]. While
+    /// connected it is sent at once; otherwise it waits in the offline queue.
     pub fn request(&mut self, now: Instant, req: Request) -> Result<RequestToken, ClientError> {
+        self.request_with(now, req, Retry::default())
+    }
+
+    /// [`Engine::request`] with the choice of what a lost session does to
+    /// it ([`Retry`]; ignored for join, leave and presence, always re-sent).
+    pub fn request_with(
+        &mut self,
+        now: Instant,
+        req: Request,
+        retry: Retry,
+    ) -> Result<RequestToken, ClientError> {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return Err(ClientError::Closed);
         }
@@ -703,12 +829,23 @@ impl Engine {
         let id = self.next_id;
         let (frame, effect) = encode(id, &req);
         let token = RequestToken(id as u64);
+        let retry = match req {
+            Request::Join { .. } | Request::Leave { .. } | Request::Presence { .. } => {
+                Retry::Resend
+            }
+            Request::Send { .. }
+            | Request::Publish { .. }
+            | Request::Broadcast { .. }
+            | Request::Rpc { .. } => retry,
+        };
         let p = Pending {
             id,
             frame,
             owner: Owner::User(token),
             effect,
             deadline: None,
+            sent: false,
+            retry,
         };
         self.submit(now, p)?;
         self.next_id += 1;
@@ -718,12 +855,15 @@ impl Engine {
     fn internal(&mut self, now: Instant, frame: impl FnOnce(i64) -> String, effect: Effect) {
         let id = self.next_id;
         self.next_id += 1;
+        // Re-joins and refreshes are idempotent: always re-sent.
         let p = Pending {
             id,
             frame: frame(id),
             owner: Owner::Internal,
             effect,
             deadline: None,
+            sent: false,
+            retry: Retry::Resend,
         };
         let _ = self.submit(now, p);
     }
@@ -731,6 +871,7 @@ impl Engine {
     fn submit(&mut self, now: Instant, mut p: Pending) -> Result<(), ClientError> {
         if self.phase == Phase::Connected {
             p.deadline = Some(now + self.request_timeout());
+            p.sent = true;
             self.out.push_back(Output::Send(p.frame.clone()));
             self.inflight.insert(p.id, p);
             return Ok(());
@@ -914,6 +1055,8 @@ impl Engine {
                 id: p.id,
                 frame: p.frame.clone(),
                 effect: p.effect.clone(),
+                sent: p.sent,
+                retry: p.retry,
             })
             .collect();
         Snapshot {
@@ -938,6 +1081,10 @@ impl Engine {
     fn emit(&mut self, e: Event) {
         self.out.push_back(Output::Event(e));
     }
+}
+
+fn unknown_outcome(id: i64) -> ClientError {
+    ClientError::UnknownOutcome { id: id as u64 }
 }
 
 fn validate(req: &Request) -> Result<(), ClientError> {

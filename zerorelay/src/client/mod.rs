@@ -42,7 +42,7 @@ pub mod queue;
 use serde::Serialize;
 
 pub use driver::{Client, Events, PendingReply, Status, TokenFuture, TokenProvider};
-pub use engine::{Engine, Output, Reply, Request, RequestToken, Snapshot};
+pub use engine::{Engine, Output, Reply, Request, RequestToken, Retry, Snapshot};
 pub use options::{ClientOptions, FullPolicy};
 
 use crate::error::ErrorCode;
@@ -89,12 +89,24 @@ pub enum ClientError {
         /// What the decoder said.
         message: String,
     },
+    /// The session was lost (the server could not resume it) after the
+    /// request was handed to the connection and before its answer arrived:
+    /// it may or may not have been delivered, and it was not sent again,
+    /// because the new session would have routed it a second time (see
+    /// [`Retry`]).
+    #[error(
+        "request {id} may or may not have been delivered: the session was lost before its answer arrived, and it was not re-sent so as not to deliver it twice"
+    )]
+    UnknownOutcome {
+        /// The request's id (its [`RequestToken`]).
+        id: u64,
+    },
 }
 
 impl ClientError {
     /// A stable string code: the protocol's code for server errors, else one
     /// of `timeout`, `closed`, `queue_full`, `cancelled`, `invalid_argument`,
-    /// `connection`, `undecodable`.
+    /// `connection`, `undecodable`, `unknown_outcome`.
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::Server { code, .. } => code.as_str(),
@@ -105,11 +117,12 @@ impl ClientError {
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::Connection(_) => "connection",
             ClientError::Undecodable { .. } => "undecodable",
+            ClientError::UnknownOutcome { .. } => "unknown_outcome",
         }
     }
 
     /// Every client-side code (beyond the protocol's), for binding tables.
-    pub const CLIENT_CODES: [&'static str; 7] = [
+    pub const CLIENT_CODES: [&'static str; 8] = [
         "timeout",
         "closed",
         "queue_full",
@@ -117,6 +130,7 @@ impl ClientError {
         "invalid_argument",
         "connection",
         "undecodable",
+        "unknown_outcome",
     ];
 }
 

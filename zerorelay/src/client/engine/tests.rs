@@ -803,3 +803,5 @@ fn a_message_event_always_starts_with_its_type_and_seq() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v[0]["data"], json!({"a":[1]}));
 }
+
+mod lost_session;
