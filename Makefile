@@ -9,9 +9,13 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PROMTOOL ?= $(CARGO_TARGET_DIR)/tools/usr/bin/promtool
 
 GO ?= go
+# What users install: `make dist` writes it here.
+DIST := $(CURDIR)/dist
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+PY_VENV := $(CARGO_TARGET_DIR)/py-venv
 GO_LIB_DIR := sdk-go/lib/$(shell $(GO) env GOOS 2>/dev/null)_$(shell $(GO) env GOARCH 2>/dev/null)
 
-.PHONY: help run promtool bench-rbac bench-metrics test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
+.PHONY: help run dist dist-node dist-python dist-go dist-crate test-install promtool bench-rbac bench-metrics test test-rust test-go test-node test-python go-lib node-addon bench bench-profile bench-build bench-go bench-node bench-python test-interop lint fmt gen check-gen
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,10 +23,44 @@ help: ## List the targets.
 run: ## Run the relay on 127.0.0.1:8080 (release build).
 	$(CARGO) run --release -p zerorelay --features cli --bin zerorelay -- serve
 
-test: test-rust test-go test-node test-python test-interop ## Run every test in the repo.
+test: test-rust test-go test-node test-python test-interop test-install ## Run every test in the repo.
 
 test-rust: promtool ## Rust tests: unit, protocol vectors, integration, CLI, examples.
 	$(CARGO) test --all-features
+
+dist: ## Build what users install into dist/ (from scratch): npm tarballs, Python wheel and sdist, Go module proxy folder, the crate.
+	rm -rf $(DIST)
+	$(MAKE) dist-node dist-python dist-go dist-crate
+	@ls -l $(DIST)
+
+dist-node: ## dist/: zerorelay-<v>.tgz and zerorelay-linux-x64-gnu-<v>.tgz (napi-rs layout; the addon built with the dist profile).
+	$(CARGO) build -p zerorelay-node --profile dist --lib
+	node sdk-node/scripts/dist.js --addon $(CARGO_TARGET_DIR)/dist/libzerorelay_node.so --out $(DIST)
+
+dist-python: ## dist/: the abi3 wheel (CPython >= 3.9, manylinux, checked by maturin's auditwheel) and the sdist.
+	test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check "maturin>=1.9,<2"
+	cd sdk-python && $(PY_VENV)/bin/maturin build --profile dist --auditwheel check --out $(DIST)
+	cd sdk-python && $(PY_VENV)/bin/maturin sdist --out $(DIST)
+
+dist-go: ## dist/goproxy: sdk-go as the module proxy serves it (x/mod/zip), with the stripped static library in lib/linux_amd64/.
+	$(CARGO) rustc -p zerorelay-c --profile dist --lib --crate-type staticlib
+	rm -rf $(DIST)/.stage-go $(DIST)/goproxy && mkdir -p $(DIST)/.stage-go/lib/linux_amd64
+	# The files git tracks (and new ones it does not ignore), without the
+	# release tool's own module and any library a local build left.
+	cd sdk-go && git ls-files -co --exclude-standard . | grep -v -e '^release/' -e '\.a$$' | tar -cf - -T - | tar -xf - -C $(DIST)/.stage-go
+	cp $(CARGO_TARGET_DIR)/dist/libzerorelay_c.a $(DIST)/.stage-go/lib/linux_amd64/
+	strip --strip-debug $(DIST)/.stage-go/lib/linux_amd64/libzerorelay_c.a
+	cd sdk-go/release && $(GO) run . -src $(DIST)/.stage-go -version v$(VERSION) -out $(DIST)/goproxy -time $$(git log -1 --format=%cI)
+	rm -rf $(DIST)/.stage-go
+
+dist-crate: ## dist/zerorelay-<v>.crate: `cargo package` of the core crate (what crates.io would get), verified by building it.
+	$(CARGO) package -p zerorelay --allow-dirty
+	mkdir -p $(DIST) && cp $(CARGO_TARGET_DIR)/package/zerorelay-$(VERSION).crate $(DIST)/
+
+test-install: dist ## Install each dist/ artifact into a fresh place with no Rust toolchain and run its quick start against a relay.
+	$(CARGO) build -p zerorelay --all-features --bin zerorelay
+	bash tests/install/run.sh
 
 promtool: ## promtool for the metrics tests, unpacked from Debian's prometheus package into target/tools.
 	@test -x $(PROMTOOL) || ( mkdir -p $(CARGO_TARGET_DIR)/tools && cd $(CARGO_TARGET_DIR)/tools \
