@@ -320,8 +320,7 @@ func (s *Server) Stats() (ServerStats, error) {
 // Handler calls still running are abandoned: their contexts are cancelled,
 // the relay fails them, and Close does not wait for them to return.
 func (s *Server) Close() error {
-	first := false
-	s.stopOnce.Do(func() { close(s.done); first = true })
+	s.stopOnce.Do(func() { close(s.done) })
 	// Stopping fails the pending calls and wakes the goroutines that wait
 	// in the library, which hold the read lock; then the handle is freed
 	// under the write lock.
@@ -341,7 +340,7 @@ func (s *Server) Close() error {
 	}
 	C.zr_server_free(s.h)
 	s.h = nil
-	if first && s.coreLogs {
+	if s.coreLogs {
 		stopCoreLogs(s.opts.Logger)
 	}
 	return nil

@@ -9,8 +9,10 @@
  * - Payloads, options, requests and events are JSON text.
  * - Handles are thread-safe: any thread may call any function on a handle,
  *   except that *_free must not race with other calls on the same handle.
- * - Events are pulled (zr_client_next_event / zr_client_next_events); the
- *   library never calls into the caller's threads.
+ * - Events, replies and calls to a server's handlers are pulled
+ *   (zr_client_next_events / zr_client_next_batch, zr_client_next_replies,
+ *   zr_server_next_calls, answered with zr_server_answer); the library
+ *   never calls into the caller's threads.
  */
 
 #ifndef ZERORELAY_H
