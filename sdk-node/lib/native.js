@@ -1,16 +1,32 @@
 'use strict'
-// Loads the compiled addon (built from source by `npm install`, or the
-// per-platform package when published; see README "Prebuilt binaries").
+// Loads the compiled addon: the per-platform package npm installs through
+// optionalDependencies (zerorelay-linux-x64-gnu, ...), or, in a checkout of
+// the repository, the one scripts/build.js compiled into native/.
 const { ZerorelayError } = require('./errors')
+
+/** napi-rs's name for this platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
+function platformName () {
+  let name = `${process.platform}-${process.arch}`
+  if (process.platform === 'linux') {
+    const glibc = process.report && process.report.getReport().header.glibcVersionRuntime
+    name += glibc ? '-gnu' : '-musl'
+  } else if (process.platform === 'win32') {
+    name += '-msvc'
+  }
+  return name
+}
 
 let native
 try {
   native = require('../native/index.js')
 } catch (e) {
+  const platform = platformName()
   throw new ZerorelayError(
     'internal',
-    'the zerorelay addon is not built for this platform: run `npm rebuild zerorelay` ' +
-      '(needs Rust) or install the prebuilt package for ' + process.platform + '-' + process.arch,
+    `the zerorelay native addon for ${platform} is not installed. It comes in the package ` +
+      `zerorelay-${platform}, an optional dependency: install it (npm skips it with --omit=optional), ` +
+      'or, in a checkout of the repository, build it from source with ' +
+      '`npm install-scripts approve zerorelay && npm rebuild zerorelay` (needs Rust 1.88+)',
     { cause: e },
   )
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 'use strict'
-// The package's install script. The native addon normally comes prebuilt in
-// a per-platform package (zerorelay-linux-x64-gnu, ...) that npm installs
-// through optionalDependencies; then there is nothing to do. Without one,
-// the addon is built from the Rust sources, which only a checkout of the
-// repository has, and only with a Rust toolchain; otherwise this says what
-// is missing and fails the install.
+// The install script of the package in a checkout of the repository (the
+// published package has none: its addon comes prebuilt in a per-platform
+// package, zerorelay-linux-x64-gnu, ..., that npm installs through
+// optionalDependencies). When no prebuilt addon is there, it builds one from
+// the Rust sources with a Rust toolchain; otherwise it says what is missing
+// and fails the install. npm 11 runs it once the project approves it:
+// `npm install-scripts approve zerorelay && npm rebuild zerorelay`.
 //
 // `--force` rebuilds (the repository's `make node-addon`).
 // ZERORELAY_BUILD_PROFILE=debug builds without optimizations (the

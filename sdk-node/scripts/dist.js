@@ -72,11 +72,15 @@ for (const platform of fs.readdirSync(path.join(root, 'npm'))) {
 // local build left in native/, plus the optional dependencies on every
 // platform package (npm installs the one whose os/cpu/libc match).
 const main = path.join(stage, 'zerorelay')
-for (const rel of ['lib', 'native/index.js', 'native/index.d.ts', 'scripts/build.js', 'README.md']) copy(rel, main)
+// No install script: it exists to build from the Rust sources, which the
+// published package does not carry (and npm 11 runs a dependency's install
+// script only once the project approves it). Without the platform package,
+// lib/native.js says what is missing when the package is loaded.
+for (const rel of ['lib', 'native/index.js', 'native/index.d.ts', 'README.md']) copy(rel, main)
 const published = { ...pkg }
 delete published.devDependencies
-published.files = pkg.files.filter((f) => !f.endsWith('.node'))
-published.scripts = { install: pkg.scripts.install }
+delete published.scripts
+published.files = pkg.files.filter((f) => !f.endsWith('.node') && !f.startsWith('scripts/'))
 published.optionalDependencies = {}
 for (const platform of fs.readdirSync(path.join(root, 'npm'))) {
   published.optionalDependencies[`${pkg.name}-${platform}`] = pkg.version

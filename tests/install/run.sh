@@ -89,6 +89,18 @@ mkdir "$tmp/node-app"
     expect_hello "Node quick start (ES module)" "$(timeout 60 node quickstart.mjs)"
     expect_hello "Node quick start (CommonJS)" "$(timeout 60 node quickstart.cjs)"
 )
+echo "== Node: the main package without its platform package says what is missing"
+mkdir "$tmp/node-noaddon"
+(
+    cd "$tmp/node-noaddon"
+    export npm_config_cache="$tmp/npm-cache" npm_config_update_notifier=false
+    npm init -y > /dev/null
+    npm install --no-audit --no-fund --offline --omit=optional "$dist/zerorelay-$version.tgz" > "$tmp/npm2.log" 2>&1 \
+        || { cat "$tmp/npm2.log"; exit 1; }
+    if node -e "require('zerorelay')" 2> "$tmp/noaddon.err"; then echo "install test: loaded without an addon"; exit 1; fi
+    grep -q 'zerorelay-linux-x64-gnu' "$tmp/noaddon.err" || { echo "install test: the error does not name the platform package:"; cat "$tmp/noaddon.err"; exit 1; }
+    echo "ok: loading without the platform package names zerorelay-linux-x64-gnu"
+)
 echo "Node: zerorelay-$version.tgz $(size "$dist/zerorelay-$version.tgz"), zerorelay-linux-x64-gnu-$version.tgz $(size "$dist/zerorelay-linux-x64-gnu-$version.tgz"), addon $(size "$tmp/node-app/node_modules/zerorelay-linux-x64-gnu/zerorelay.linux-x64-gnu.node")" >> "$report"
 
 echo "== Python: pip install of the wheel into a fresh venv"
