@@ -80,6 +80,79 @@ const char *zr_last_error_code(void);
 // `s` is null or a string returned by this library, not freed before.
 void zr_string_free(char *s);
 
+// Like `zr_server_start`, with host handlers, described by
+// `handlers_json` (null or empty: none):
+//
+// `{"auth":true, "authorize":true, "rpc":["method",…],
+//   "validate":["chat-*",…], "auth_timeout_ms":10000,
+//   "rpc_timeout_ms":30000, "queue":1024}`
+//
+// Each time the relay asks a handler, a call is queued for
+// `zr_server_next_calls`; answer it with `zr_server_answer`. A call that
+// is not answered in time fails as the relay decides: the auth callback
+// after `auth_timeout_ms` (10 s by default; the connection is refused with
+// `unauthorized`), the authorizer after `limits.authorize_timeout_ms` and
+// a validation hook after `limits.validate_timeout_ms` (the request fails
+// with `internal`), an RPC handler after `rpc_timeout_ms` (30 s by
+// default; `internal`). At most `queue` calls (1,024 by default) wait to
+// be pulled; past that a call fails at once as a failed handler does.
+//
+// # Safety
+// `config_json` and `handlers_json` are null or NUL-terminated; `out` is
+// valid for a write.
+enum zr_status zr_server_start_with_handlers(const char *config_json,
+                                             const char *handlers_json,
+                                             struct zr_server **out);
+
+// Waits up to `timeout_ms` for calls to handlers and writes up to `max` of
+// them as a JSON array to `out_json` (null when none came in time). Each
+// is `{"id":N,"kind":K,"call":{…}}`:
+//
+// - `auth`: `call` is `{"token","user","remote","client"}`; answer
+//   `{"allow":{"user":…,"expires_in_ms":…,"roles":[…],"groups":[…],
+//   "claims":{…}}}` (every field optional; no user: anonymous) or
+//   `{"allow":null}` to refuse.
+// - `authorize`: `call` is `{"action","resource","user","roles","claims"}`;
+//   answer `{"allow":true}` or `{"allow":false,"message":"…"}`.
+// - `rpc`: `call` is `{"method","session","user","data"}`; answer
+//   `{"ok":<result>}` or `{"error":{"code":"forbidden","message":"…"}}`.
+// - `validate` (with `"pattern"`, the group pattern it was registered
+//   for): `call` is `{"group","data","user","session","claims"}`; answer
+//   `{"accept":true}`, `{"reject":{"code","message"}}` or
+//   `{"rewrite":<payload>}`.
+// - `cancelled` (no `call`): the relay stopped waiting for call N (its
+//   timeout passed or its connection went away); an answer now fails with
+//   `unknown_call`.
+//
+// Any call may be answered `{"failed":"why"}`: the handler failed (logged;
+// `unauthorized` for auth, `internal` otherwise). Fails with ZR_ERR_CLOSED
+// once the server is stopping, and ZR_ERR_INVALID_ARGUMENT on a server
+// started without handlers.
+//
+// # Safety
+// `s` is a live handle; `out_json` is valid for a write.
+enum zr_status zr_server_next_calls(const struct zr_server *s,
+                                    uint32_t timeout_ms,
+                                    uint32_t max,
+                                    char **out_json);
+
+// Answers call `id` with JSON `answer_json` (see `zr_server_next_calls`).
+// Fails with ZR_ERR_INVALID_ARGUMENT and code `unknown_call` when no call
+// `id` is waiting (answered already, timed out, cancelled, or the server
+// stopped), and with code `invalid_argument` when `answer_json` is not
+// JSON (the call then still waits).
+//
+// # Safety
+// `s` is a live handle; `answer_json` is NUL-terminated.
+enum zr_status zr_server_answer(const struct zr_server *s, uint64_t id, const char *answer_json);
+
+// Writes to `out_count` how many handler calls are not answered yet
+// (queued or pulled): 0 once every call was answered or given up on.
+//
+// # Safety
+// `s` is a live handle; `out_count` is valid for a write.
+enum zr_status zr_server_pending_calls(const struct zr_server *s, uint64_t *out_count);
+
 // Connects and waits for the first welcome (see the client options'
 // `connect_timeout_ms`). `options_json` may be null.
 //
@@ -312,6 +385,22 @@ enum zr_status zr_client_close(const struct zr_client *c);
 // `c` is null or a live handle that no other thread is using.
 void zr_client_free(struct zr_client *c);
 
+// Starts collecting the core's log records at `level` (`error`, `warn`,
+// `info`, `debug`, `trace`, or a filter such as `zerorelay=debug`). Only
+// the first call in a process takes effect.
+//
+// # Safety
+// `level` is a NUL-terminated string.
+enum zr_status zr_log_init(const char *level);
+
+// Waits up to `timeout_ms` for log records and writes up to `max` of them
+// as a JSON array of `{level,target,message,fields}` to `out_json` (null
+// when none came in time).
+//
+// # Safety
+// `out_json` is valid for a write.
+enum zr_status zr_logs_next(uint32_t timeout_ms, uint32_t max, char **out_json);
+
 // Starts a relay from a configuration (JSON with the same sections and
 // keys as the TOML file; null for the defaults) on `server.listen` (use
 // port 0 for an ephemeral port).
@@ -458,95 +547,6 @@ enum zr_status zr_server_stop(const struct zr_server *s);
 // # Safety
 // `s` is null or a live handle that no other thread is using.
 void zr_server_free(struct zr_server *s);
-
-// Like `zr_server_start`, with host handlers, described by
-// `handlers_json` (null or empty: none):
-//
-// `{"auth":true, "authorize":true, "rpc":["method",…],
-//   "validate":["chat-*",…], "auth_timeout_ms":10000,
-//   "rpc_timeout_ms":30000, "queue":1024}`
-//
-// Each time the relay asks a handler, a call is queued for
-// `zr_server_next_calls`; answer it with `zr_server_answer`. A call that
-// is not answered in time fails as the relay decides: the auth callback
-// after `auth_timeout_ms` (10 s by default; the connection is refused with
-// `unauthorized`), the authorizer after `limits.authorize_timeout_ms` and
-// a validation hook after `limits.validate_timeout_ms` (the request fails
-// with `internal`), an RPC handler after `rpc_timeout_ms` (30 s by
-// default; `internal`). At most `queue` calls (1,024 by default) wait to
-// be pulled; past that a call fails at once as a failed handler does.
-//
-// # Safety
-// `config_json` and `handlers_json` are null or NUL-terminated; `out` is
-// valid for a write.
-enum zr_status zr_server_start_with_handlers(const char *config_json,
-                                             const char *handlers_json,
-                                             struct zr_server **out);
-
-// Waits up to `timeout_ms` for calls to handlers and writes up to `max` of
-// them as a JSON array to `out_json` (null when none came in time). Each
-// is `{"id":N,"kind":K,"call":{…}}`:
-//
-// - `auth`: `call` is `{"token","user","remote","client"}`; answer
-//   `{"allow":{"user":…,"expires_in_ms":…,"roles":[…],"groups":[…],
-//   "claims":{…}}}` (every field optional; no user: anonymous) or
-//   `{"allow":null}` to refuse.
-// - `authorize`: `call` is `{"action","resource","user","roles","claims"}`;
-//   answer `{"allow":true}` or `{"allow":false,"message":"…"}`.
-// - `rpc`: `call` is `{"method","session","user","data"}`; answer
-//   `{"ok":<result>}` or `{"error":{"code":"forbidden","message":"…"}}`.
-// - `validate` (with `"pattern"`, the group pattern it was registered
-//   for): `call` is `{"group","data","user","session","claims"}`; answer
-//   `{"accept":true}`, `{"reject":{"code","message"}}` or
-//   `{"rewrite":<payload>}`.
-// - `cancelled` (no `call`): the relay stopped waiting for call N (its
-//   timeout passed or its connection went away); an answer now fails with
-//   `unknown_call`.
-//
-// Any call may be answered `{"failed":"why"}`: the handler failed (logged;
-// `unauthorized` for auth, `internal` otherwise). Fails with ZR_ERR_CLOSED
-// once the server is stopping, and ZR_ERR_INVALID_ARGUMENT on a server
-// started without handlers.
-//
-// # Safety
-// `s` is a live handle; `out_json` is valid for a write.
-enum zr_status zr_server_next_calls(const struct zr_server *s,
-                                    uint32_t timeout_ms,
-                                    uint32_t max,
-                                    char **out_json);
-
-// Answers call `id` with JSON `answer_json` (see `zr_server_next_calls`).
-// Fails with ZR_ERR_INVALID_ARGUMENT and code `unknown_call` when no call
-// `id` is waiting (answered already, timed out, cancelled, or the server
-// stopped), and with code `invalid_argument` when `answer_json` is not
-// JSON (the call then still waits).
-//
-// # Safety
-// `s` is a live handle; `answer_json` is NUL-terminated.
-enum zr_status zr_server_answer(const struct zr_server *s, uint64_t id, const char *answer_json);
-
-// Writes to `out_count` how many handler calls are not answered yet
-// (queued or pulled): 0 once every call was answered or given up on.
-//
-// # Safety
-// `s` is a live handle; `out_count` is valid for a write.
-enum zr_status zr_server_pending_calls(const struct zr_server *s, uint64_t *out_count);
-
-// Starts collecting the core's log records at `level` (`error`, `warn`,
-// `info`, `debug`, `trace`, or a filter such as `zerorelay=debug`). Only
-// the first call in a process takes effect.
-//
-// # Safety
-// `level` is a NUL-terminated string.
-enum zr_status zr_log_init(const char *level);
-
-// Waits up to `timeout_ms` for log records and writes up to `max` of them
-// as a JSON array of `{level,target,message,fields}` to `out_json` (null
-// when none came in time).
-//
-// # Safety
-// `out_json` is valid for a write.
-enum zr_status zr_logs_next(uint32_t timeout_ms, uint32_t max, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -32,7 +32,8 @@ use zerorelay::auth::BoxFuture;
 use zerorelay::server::{RpcContext, RpcResult};
 use zerorelay::{ErrorCode, ProtocolError, RelayBuilder};
 
-use super::{c_string, ffi, put, runtime, server_ref, str_arg, zr_server, zr_status, Failure};
+use crate::server::{config_arg, server_ref, start_server, zr_server};
+use crate::{c_string, ffi, opt_str_arg, put, runtime, str_arg, zr_status, Failure};
 
 /// What a host handler answered: its JSON text, or why it failed.
 type Answered = Result<String, String>;
@@ -434,13 +435,13 @@ pub unsafe extern "C" fn zr_server_start_with_handlers(
 ) -> zr_status {
     ffi(|| {
         // SAFETY: forwarded contract.
-        let config = unsafe { super::config_arg(config_json) }?;
+        let config = unsafe { config_arg(config_json) }?;
         // SAFETY: forwarded contract.
-        let spec = unsafe { super::opt_str_arg(handlers_json, "handlers_json") }?.unwrap_or("");
+        let spec = unsafe { opt_str_arg(handlers_json, "handlers_json") }?.unwrap_or("");
         let _rt = runtime().enter();
         let (builder, calls) = with_handlers(zerorelay::Relay::builder(config), spec)?;
         // SAFETY: forwarded contract.
-        unsafe { super::start_server(builder, Some(calls), out) }
+        unsafe { start_server(builder, Some(calls), out) }
     })
 }
 
