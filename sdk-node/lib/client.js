@@ -23,9 +23,9 @@ function dataJson (data, what = 'data') {
   return json
 }
 
-function name (value, what) {
+function stringArg (value, what) {
   if (typeof value !== 'string') throw new ZerorelayError('invalid_argument', `${what} must be a string`)
-  return JSON.stringify(value)
+  return value
 }
 
 function rethrowLater (e) {
@@ -241,7 +241,13 @@ class Client extends EventEmitter {
     }
   }
 
-  async #request (json, options) {
+  /**
+   * Makes a request through `call(abortId)`, one of the addon's request
+   * methods (the engine builds the frame): resolves to the result (null
+   * for a plain ok) and rejects with a ZerorelayError, or an AbortError
+   * once `options.signal` aborted it.
+   */
+  async #request (options, call) {
     const signal = options && options.signal
     if (signal && signal.aborted) throw abortError(signal)
     let abortId
@@ -252,64 +258,73 @@ class Client extends EventEmitter {
       onAbort = () => this.#native.abort(abortId)
       signal.addEventListener('abort', onAbort, { once: true })
     }
-    let reply
+    let result
     try {
-      reply = await this.#native.request(json, abortId)
+      result = await call(abortId)
     } catch (e) {
-      throw fromNative(e)
+      const err = fromNative(e)
+      if (err.code === 'cancelled' && signal && signal.aborted) throw abortError(signal)
+      throw err
     } finally {
       if (signal) signal.removeEventListener('abort', onAbort)
     }
-    const r = JSON.parse(reply)
-    if (r.ok) return r.data
-    if (r.error.code === 'cancelled' && signal && signal.aborted) throw abortError(signal)
-    throw new ZerorelayError(r.error.code, r.error.message)
+    return result === null ? null : JSON.parse(result)
   }
 
   /** Joins a group (re-joined automatically if the session is ever lost). */
   async join (group, options) {
-    const presence = options && options.presence ? ',"presence":true' : ''
-    return void await this.#request(`{"type":"join","group":${name(group, 'group')}${presence}}`, options)
+    const g = stringArg(group, 'group')
+    const presence = Boolean(options && options.presence)
+    return void await this.#request(options, (abortId) => this.#native.join(g, presence, abortId))
   }
 
   /** Who is in a group: `{ group, members: [{ user, sessions }], anonymous }`. */
   async presence (group, options) {
-    return this.#request(`{"type":"presence","group":${name(group, 'group')}}`, options)
+    const g = stringArg(group, 'group')
+    return this.#request(options, (abortId) => this.#native.presence(g, abortId))
   }
 
   /** Leaves a group. */
   async leave (group, options) {
-    return void await this.#request(`{"type":"leave","group":${name(group, 'group')}}`, options)
+    const g = stringArg(group, 'group')
+    return void await this.#request(options, (abortId) => this.#native.leave(g, abortId))
   }
 
   /** Publishes to a group's members (not to ourselves unless `echo`). */
   async publish (group, data, options) {
-    const echo = options && options.echo ? ',"echo":true' : ''
-    return void await this.#request(`{"type":"publish","group":${name(group, 'group')},"data":${dataJson(data)}${echo}}`, options)
+    const g = stringArg(group, 'group')
+    const json = dataJson(data)
+    const echo = Boolean(options && options.echo)
+    return void await this.#request(options, (abortId) => this.#native.publish(g, json, echo, abortId))
   }
 
   /** Sends to every session of a user (`{ to }`) or to one session (`{ session }`). */
   async send (target, data, options) {
-    let to
+    let call
     if (target && typeof target === 'object' && typeof target.to === 'string' && target.session === undefined) {
-      to = `"to":${JSON.stringify(target.to)}`
+      const [to, json] = [target.to, dataJson(data)]
+      call = (abortId) => this.#native.sendToUser(to, json, abortId)
     } else if (target && typeof target === 'object' && typeof target.session === 'string' && target.to === undefined) {
-      to = `"session":${JSON.stringify(target.session)}`
+      const [session, json] = [target.session, dataJson(data)]
+      call = (abortId) => this.#native.sendToSession(session, json, abortId)
     } else {
       throw new ZerorelayError('invalid_argument', 'send target must be { to: user } or { session: id }')
     }
-    return void await this.#request(`{"type":"send",${to},"data":${dataJson(data)}}`, options)
+    return void await this.#request(options, call)
   }
 
   /** Broadcasts to every session (not to ourselves unless `echo`). */
   async broadcast (data, options) {
-    const echo = options && options.echo ? ',"echo":true' : ''
-    return void await this.#request(`{"type":"broadcast","data":${dataJson(data)}${echo}}`, options)
+    const json = dataJson(data)
+    const echo = Boolean(options && options.echo)
+    return void await this.#request(options, (abortId) => this.#native.broadcast(json, echo, abortId))
   }
 
   /** Calls a method the host registered and resolves to its result. */
   async rpc (method, data = null, options) {
-    return this.#request(`{"type":"rpc","method":${name(method, 'method')},"data":${dataJson(data)}}`, options)
+    const m = stringArg(method, 'method')
+    const json = dataJson(data)
+    return this.#request(options, (abortId) => this.#native.rpc(m, json, abortId))
   }
 
   /**
@@ -357,7 +372,7 @@ async function connect (url, options = {}) {
     throw new ZerorelayError('invalid_argument', 'option tokenProvider must be a function')
   }
   if (typeof waitForConnection !== 'boolean') throw new ZerorelayError('invalid_argument', 'option waitForConnection must be a boolean')
-  const json = clientOptionsJson(rest, VERSION)
+  const json = clientOptionsJson(rest, VERSION, ['tokenProvider', 'waitForConnection', 'logger', 'logLevel'])
   if (logger !== undefined) logging.setLogger(logger, logLevel)
   const tokens = tokenProvider ? tokenCallback(tokenProvider) : undefined
   let handle

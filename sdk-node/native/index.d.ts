@@ -12,12 +12,27 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** A connected (or connecting) client. */
 export declare class NativeClient {
   /**
-   * Makes a request (a protocol frame without `id`, as JSON). Resolves to
-   * the reply as JSON: `{"ok":true,"data":…}` or
-   * `{"ok":false,"error":{"code":…,"message":…}}`. Requests are ordered as
-   * the calls are made. `abortId`, when given, lets `abort` cancel it.
+   * Joins a group (re-joined automatically if the session is lost);
+   * with `presence`, also told who joins and leaves it.
    */
-  request(requestJson: string, abortId?: number | undefined | null): Promise<string>
+  join(group: string, presence: boolean, abortId?: number | undefined | null): Promise<string | null>
+  /** Leaves a group. */
+  leave(group: string, abortId?: number | undefined | null): Promise<string | null>
+  /** Who is in a group: resolves to `{group, members, anonymous}` as JSON. */
+  presence(group: string, abortId?: number | undefined | null): Promise<string | null>
+  /** Publishes JSON data to a group (to ourselves too with `echo`). */
+  publish(group: string, dataJson: string, echo: boolean, abortId?: number | undefined | null): Promise<string | null>
+  /** Broadcasts JSON data to every session (to ourselves too with `echo`). */
+  broadcast(dataJson: string, echo: boolean, abortId?: number | undefined | null): Promise<string | null>
+  /** Sends JSON data to every session of a user (but this one). */
+  sendToUser(user: string, dataJson: string, abortId?: number | undefined | null): Promise<string | null>
+  /** Sends JSON data to one session. */
+  sendToSession(session: string, dataJson: string, abortId?: number | undefined | null): Promise<string | null>
+  /**
+   * Calls a method the host registered with JSON data (none: `null`);
+   * resolves to its result as JSON.
+   */
+  rpc(method: string, dataJson?: string | undefined | null, abortId?: number | undefined | null): Promise<string | null>
   /**
    * Cancels the request started with this `abortId` (no-op when it is
    * already finished): a queued request is then never sent.

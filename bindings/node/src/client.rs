@@ -1,5 +1,6 @@
-//! The client: a handle over the core's [`Client`], requests as JSON, and
-//! events pulled in batches.
+//! The client: a handle over the core's [`Client`], one method per request
+//! the application makes (each builds the core's [`Request`], payloads
+//! crossing as JSON text), and events pulled in batches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,9 +10,13 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::sync::oneshot;
-use zerorelay::client::json::{events_to_json_array, reply_to_json, request_from_json};
-use zerorelay::client::{Client, ClientError, ClientOptions, Event, Events, Status, TokenProvider};
+use zerorelay::client::json::events_to_json_array;
+use zerorelay::client::{
+    Client, ClientError, ClientOptions, Event, Events, Reply, Request, Status, TokenProvider,
+};
+use zerorelay::protocol::Target;
 
 use crate::error::{self, Result};
 use crate::{ask, JsonCallback};
@@ -81,20 +86,22 @@ pub async fn connect(
     })
 }
 
-#[napi]
+/// A JSON payload from JavaScript (`JSON.stringify`'s output).
+fn payload(what: &str, json: String) -> Result<Box<RawValue>> {
+    RawValue::from_string(json).map_err(|e| error::invalid(format!("{what} is not JSON: {e}")))
+}
+
 impl NativeClient {
-    /// Makes a request (a protocol frame without `id`, as JSON). Resolves to
-    /// the reply as JSON: `{"ok":true,"data":…}` or
-    /// `{"ok":false,"error":{"code":…,"message":…}}`. Requests are ordered as
-    /// the calls are made. `abortId`, when given, lets `abort` cancel it.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn request<'env>(
+    /// Hands a request to the engine and returns a Promise of its answer:
+    /// the result as JSON text (rpc, presence), `null` for a plain `ok`, or
+    /// a rejection with the coded error. `abort_id`, when given, lets
+    /// [`NativeClient::abort`] cancel it.
+    fn submit<'env>(
         &self,
         env: &'env Env,
-        request_json: String,
+        req: Request,
         abort_id: Option<u32>,
-    ) -> Result<PromiseRaw<'env, String>> {
-        let req = request_from_json(&request_json).map_err(error::client)?;
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
         let pending = self.client.submit_now(req).map_err(error::client)?;
         let abort = abort_id.map(|id| {
             let (tx, rx) = oneshot::channel();
@@ -115,9 +122,124 @@ impl NativeClient {
                     r
                 }
             };
-            Ok(reply_to_json(0, &result))
+            match result.map_err(error::client)? {
+                Reply::Ok => Ok(None),
+                Reply::Result(data) => Ok(Some(String::from(Box::<str>::from(data)))),
+            }
         })
         .map_err(error::internal)
+    }
+}
+
+// The requests: each builds the core's `Request` and goes through
+// `submit`. They are ordered as the calls are made; each resolves to `null`,
+// or to the result's JSON text for `presence` and `rpc`, and rejects with a
+// coded error (`[code] message`). `abortId`, when given, lets `abort` cancel
+// it.
+#[napi]
+impl NativeClient {
+    /// Joins a group (re-joined automatically if the session is lost);
+    /// with `presence`, also told who joins and leaves it.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn join<'env>(
+        &self,
+        env: &'env Env,
+        group: String,
+        presence: bool,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        self.submit(env, Request::Join { group, presence }, abort_id)
+    }
+
+    /// Leaves a group.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn leave<'env>(
+        &self,
+        env: &'env Env,
+        group: String,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        self.submit(env, Request::Leave { group }, abort_id)
+    }
+
+    /// Who is in a group: resolves to `{group, members, anonymous}` as JSON.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn presence<'env>(
+        &self,
+        env: &'env Env,
+        group: String,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        self.submit(env, Request::Presence { group }, abort_id)
+    }
+
+    /// Publishes JSON data to a group (to ourselves too with `echo`).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn publish<'env>(
+        &self,
+        env: &'env Env,
+        group: String,
+        data_json: String,
+        echo: bool,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let data = payload("data", data_json)?;
+        self.submit(env, Request::Publish { group, data, echo }, abort_id)
+    }
+
+    /// Broadcasts JSON data to every session (to ourselves too with `echo`).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn broadcast<'env>(
+        &self,
+        env: &'env Env,
+        data_json: String,
+        echo: bool,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let data = payload("data", data_json)?;
+        self.submit(env, Request::Broadcast { data, echo }, abort_id)
+    }
+
+    /// Sends JSON data to every session of a user (but this one).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn send_to_user<'env>(
+        &self,
+        env: &'env Env,
+        user: String,
+        data_json: String,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let data = payload("data", data_json)?;
+        let target = Target::User(user);
+        self.submit(env, Request::Send { target, data }, abort_id)
+    }
+
+    /// Sends JSON data to one session.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn send_to_session<'env>(
+        &self,
+        env: &'env Env,
+        session: String,
+        data_json: String,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let data = payload("data", data_json)?;
+        let target = Target::Session(session);
+        self.submit(env, Request::Send { target, data }, abort_id)
+    }
+
+    /// Calls a method the host registered with JSON data (none: `null`);
+    /// resolves to its result as JSON.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn rpc<'env>(
+        &self,
+        env: &'env Env,
+        method: String,
+        data_json: Option<String>,
+        abort_id: Option<u32>,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let data = data_json.map(|d| payload("data", d)).transpose()?;
+        self.submit(env, Request::Rpc { method, data }, abort_id)
     }
 
     /// Cancels the request started with this `abortId` (no-op when it is

@@ -4,8 +4,9 @@
 //! API (Promises, EventEmitter, async iteration, TypeScript types) is the
 //! JavaScript layer in `sdk-node`.
 //!
-//! - [`client`]: `connect`, requests as JSON (the protocol's frames without
-//!   `id`), events pulled in batches (one Promise carries many events).
+//! - [`client`]: `connect`, one method per request (the core builds the
+//!   frames; payloads cross as JSON text), events pulled in batches (one
+//!   Promise carries many events).
 //! - [`server`]: the embedded relay, with optional JavaScript auth, RPC,
 //!   `authorize` and `validate` functions.
 //! - [`logs`]: the core's log records handed to a JavaScript function.
