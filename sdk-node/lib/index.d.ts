@@ -9,7 +9,7 @@ export type ProtocolCode =
 /** Codes the client reports itself (and the host API's `io`). */
 export type ClientCode =
   | 'timeout' | 'closed' | 'queue_full' | 'cancelled' | 'invalid_argument' | 'connection' | 'io'
-  | 'undecodable'
+  | 'undecodable' | 'unknown_outcome'
 
 export type ErrorCode = ProtocolCode | ClientCode
 
@@ -65,28 +65,115 @@ export interface Logger {
 
 export type TokenProvider = () => string | { token: string; expiresInMs?: number } | Promise<string | { token: string; expiresInMs?: number }>
 
-export interface ConnectOptions {
-  /** Sent in `hello` (and on every reconnect). */
+// BEGIN GENERATED CLIENT OPTIONS
+// From the engine's ClientOptions (zerorelay/src/client/options.rs) by
+// bindings/node/tests/options.rs: edit the Rust doc comments, then run
+// ZERORELAY_UPDATE_OPTIONS=1 cargo test -p zerorelay-node --test options
+/** What the client engine can be told (`connect` adds a few options of the SDK's own). */
+export interface ClientOptions {
+  /**
+   * The token sent in `hello` (and re-sent on every reconnect). A token
+   * provider, where a binding offers one, takes precedence.
+   */
   token?: string
+  /** The user name, honoured by servers in development mode only. */
+  user?: string
+  /**
+   * The `client` string sent in `hello`.
+   * @default 'zerorelay-node/<version>'
+   */
+  clientName?: string
+  /** Extra HTTP headers on the WebSocket upgrade request. */
+  headers?: Record<string, string>
+  /** Reconnection. */
+  reconnect?: {
+    /**
+     * Whether to reconnect at all.
+     * @default true
+     */
+    enabled?: boolean
+    /**
+     * Ceiling of the first delay, in ms.
+     * @default 250
+     */
+    baseMs?: number
+    /**
+     * Largest delay ceiling, in ms.
+     * @default 30000
+     */
+    capMs?: number
+    /** Give up after this many consecutive failed attempts (`null`: never). */
+    maxAttempts?: number
+  }
+  /** Acknowledgements. */
+  ack?: {
+    /**
+     * Send an ack once this many messages are unacknowledged…
+     * @default 256
+     */
+    batch?: number
+    /**
+     * …or this long after the first unacknowledged one, in ms.
+     * @default 1000
+     */
+    intervalMs?: number
+  }
+  /** The offline queue. */
+  offlineQueue?: {
+    /**
+     * Requests held while disconnected.
+     * @default 1000
+     */
+    maxMessages?: number
+    /**
+     * Bytes of requests held while disconnected.
+     * @default 1048576
+     */
+    maxBytes?: number
+    /**
+     * What to do when full.
+     * - 'failFast': Refuse the new request with `queue_full`.
+     * - 'dropOldest': Drop the oldest queued request (it fails with `queue_full`) and queue
+     *   the new one.
+     * @default 'failFast'
+     */
+    whenFull?: 'failFast' | 'dropOldest'
+  }
+  /**
+   * How long a request waits for its answer once sent, in ms.
+   * @default 10000
+   */
+  requestTimeoutMs?: number
+  /**
+   * How long to wait for the transport and `welcome`, in ms.
+   * @default 10000
+   */
+  connectTimeoutMs?: number
+  /**
+   * Ask the token provider for a new token this long before the current
+   * one expires, in ms.
+   * @default 30000
+   */
+  refreshMarginMs?: number
+  /**
+   * A PEM file with extra trusted CA certificates for `wss://` (on top of
+   * the system's roots).
+   */
+  caFile?: string
+  /**
+   * Persist the offline queue and the resume state to this file, so that
+   * a process restarted while offline loses nothing it had accepted.
+   */
+  persistPath?: string
+  /** Seed for reconnect jitter (tests); random when absent. */
+  seed?: number
+}
+// END GENERATED CLIENT OPTIONS
+
+/** `connect`'s options: the engine's, and the SDK's own. */
+export interface ConnectOptions extends ClientOptions {
   /** Asked for a token before every connection, before it expires (`expiresInMs`), and when the relay sends `refresh_required`; wins over `token`. */
   tokenProvider?: TokenProvider
-  /** The user name; honoured by relays in development mode only. */
-  user?: string
-  clientName?: string
-  /** Extra headers on the WebSocket upgrade request. */
-  headers?: Record<string, string>
-  reconnect?: { enabled?: boolean; baseMs?: number; capMs?: number; maxAttempts?: number }
-  ack?: { batch?: number; intervalMs?: number }
-  /** Requests made while disconnected wait here, in order. */
-  offlineQueue?: { maxMessages?: number; maxBytes?: number; whenFull?: 'failFast' | 'dropOldest' }
-  requestTimeoutMs?: number
-  connectTimeoutMs?: number
-  refreshMarginMs?: number
-  /** A PEM file of extra CA certificates for wss://. */
-  caFile?: string
-  /** Keep the offline queue and resume state in this file across restarts. */
-  persistPath?: string
-  seed?: number
   /** Resolve only once welcomed (default), or at once with requests queued. */
   waitForConnection?: boolean
   /** Where the core's log records go (see `setLogger`). */

@@ -1,71 +1,75 @@
 'use strict'
-// Client options: the JavaScript names (camelCase) of the core's
-// ClientOptions, checked here so that a mistyped key is refused by name.
+// Client options: the JavaScript names (camelCase) of the engine's
+// ClientOptions, checked against the table generated from the engine's own
+// description (options.generated.js), so that a mistyped key or a wrongly
+// typed value is refused by its JavaScript name, and a new engine option
+// needs no change here.
 const { ZerorelayError } = require('./errors')
-
-const SHAPE = {
-  token: 'string',
-  user: 'string',
-  clientName: 'string',
-  headers: 'headers',
-  reconnect: { enabled: 'boolean', baseMs: 'number', capMs: 'number', maxAttempts: 'number' },
-  ack: { batch: 'number', intervalMs: 'number' },
-  offlineQueue: { maxMessages: 'number', maxBytes: 'number', whenFull: ['failFast', 'dropOldest'] },
-  requestTimeoutMs: 'number',
-  connectTimeoutMs: 'number',
-  refreshMarginMs: 'number',
-  caFile: 'string',
-  persistPath: 'string',
-  seed: 'number',
-}
-
-const RENAME = { offlineQueue: 'queue', whenFull: 'full' }
-const VALUES = { failFast: 'fail_fast', dropOldest: 'drop_oldest' }
-
-function snake (k) {
-  return RENAME[k] || k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
-}
+const OPTIONS = require('./options.generated')
 
 function bad (path, want) {
   return new ZerorelayError('invalid_argument', `option ${path} must be ${want}`)
 }
 
-function convert (value, shape, path) {
-  if (value === undefined || value === null) return undefined
-  if (Array.isArray(shape)) {
-    if (!shape.includes(value)) throw bad(path, 'one of ' + shape.map((s) => JSON.stringify(s)).join(', '))
-    return VALUES[value]
+function isObject (value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function convert (value, spec, path) {
+  switch (spec.type) {
+    case 'boolean':
+    case 'string':
+      if (typeof value !== spec.type) throw bad(path, 'a ' + spec.type)
+      return value
+    case 'integer':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw bad(path, 'a non-negative integer')
+      if (value > spec.max) throw bad(path, `a non-negative integer at most ${spec.max}`)
+      return value
+    case 'enum':
+      if (typeof value !== 'string' || !Object.prototype.hasOwnProperty.call(spec.values, value)) {
+        throw bad(path, 'one of ' + Object.keys(spec.values).map((v) => JSON.stringify(v)).join(', '))
+      }
+      return spec.values[value]
+    case 'stringMap':
+      if (!isObject(value)) throw bad(path, 'an object of header names to strings')
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') throw bad(`${path}.${k}`, 'a string')
+      }
+      return value
+    case 'section':
+      if (!isObject(value)) throw bad(path, 'an object')
+      return section(value, spec.fields, path + '.')
+    default:
+      throw new ZerorelayError('internal', `option ${path} has a type this SDK does not know (${spec.type})`)
   }
-  if (shape === 'headers') {
-    if (typeof value !== 'object' || Array.isArray(value)) throw bad(path, 'an object of header names to strings')
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v !== 'string') throw bad(`${path}.${k}`, 'a string')
-    }
-    return value
-  }
-  if (typeof shape === 'string') {
-    if (typeof value !== shape) throw bad(path, 'a ' + shape)
-    if (shape === 'number' && (!Number.isInteger(value) || value < 0)) throw bad(path, 'a non-negative integer')
-    return value
-  }
-  if (typeof value !== 'object' || Array.isArray(value)) throw bad(path, 'an object')
+}
+
+/**
+ * The engine's keys and values for JavaScript options; null and undefined
+ * leave the default. `also` are names the caller handles itself, listed
+ * with the known options when one is unknown.
+ */
+function section (options, fields, prefix, also = []) {
   const out = {}
-  for (const [k, v] of Object.entries(value)) {
-    const sub = path ? `${path}.${k}` : k
-    if (!Object.prototype.hasOwnProperty.call(shape, k)) {
-      throw new ZerorelayError('invalid_argument', `unknown option ${sub} (known: ${Object.keys(shape).join(', ')})`)
+  for (const [k, v] of Object.entries(options)) {
+    const path = prefix + k
+    if (!Object.prototype.hasOwnProperty.call(fields, k)) {
+      const known = [...Object.keys(fields), ...also].join(', ')
+      throw new ZerorelayError('invalid_argument', `unknown option ${path} (known: ${known})`)
     }
-    const c = convert(v, shape[k], sub)
-    if (c !== undefined) out[snake(k)] = c
+    if (v === undefined || v === null) continue
+    out[fields[k].key] = convert(v, fields[k], path)
   }
   return out
 }
 
-/** The core's options JSON for JavaScript client options. */
-function clientOptionsJson (options, version) {
-  const o = convert(options, SHAPE, '')
-  if (o.client_name === undefined) o.client_name = `zerorelay-node/${version}`
-  return JSON.stringify(o)
+/**
+ * The engine's options JSON for JavaScript client options (without the
+ * SDK's own, whose names `own` lists for error messages).
+ */
+function clientOptionsJson (options, version, own = []) {
+  const clientName = options.clientName ?? `zerorelay-node/${version}`
+  return JSON.stringify(section({ ...options, clientName }, OPTIONS, '', own))
 }
 
 module.exports = { clientOptionsJson }

@@ -1,6 +1,6 @@
 // Compiled by `tsc --noEmit` (make test): the declarations must describe
 // what a typical program does, and refuse what it must not do.
-import { connect, Server, ZerorelayError, setLogger, type Message, type ErrorCode } from 'zerorelay'
+import { connect, Server, ZerorelayError, setLogger, type Message, type ErrorCode, type ClientOptions } from 'zerorelay'
 
 interface Chat { text: string }
 
@@ -50,6 +50,15 @@ async function main (): Promise<void> {
   await connect(server.url, { tokn: 'x' })
   // @ts-expect-error whenFull has two values
   await connect(server.url, { offlineQueue: { whenFull: 'block' } })
+  // @ts-expect-error durations are numbers
+  await connect(server.url, { reconnect: { baseMs: '250' } })
+  // The engine's options (generated from the Rust definition) are a type
+  // of their own, which connect's options extend.
+  const engineOptions: ClientOptions = { ack: { batch: 16, intervalMs: 200 }, offlineQueue: { whenFull: 'failFast' } }
+  await connect(server.url, { ...engineOptions, waitForConnection: false })
+  // @ts-expect-error the SDK's own options are not the engine's
+  const notEngine: ClientOptions = { waitForConnection: false }
+  console.log(notEngine)
 
   // Identity and permissions from the configuration, and wss://.
   const secured = await Server.start({
