@@ -137,7 +137,8 @@ func TestCloseReturnsWhileTheApplicationReadsNoMessages(t *testing.T) {
 }
 
 func TestSessionFollowsConnectResumeAndALostSession(t *testing.T) {
-	s := startServer(t, map[string]any{"session": map[string]any{"ttl_ms": 100}})
+	// Long enough for a resume on a loaded machine, short for the test.
+	s := startServer(t, map[string]any{"session": map[string]any{"ttl_ms": 1500}})
 	p := newProxy(t, s.Addr())
 	c := dial(t, p.url(), "alice")
 	first := c.Session()

@@ -248,6 +248,15 @@ func TestRPCHandlersAnswerRefuseAndFailWhileTheServerKeepsServing(t *testing.T) 
 	noPendingCalls(t, s)
 }
 
+// wantErr is nil when err is a zerorelay error with this code.
+func wantErr(err error, code string) error {
+	var ze *zerorelay.Error
+	if !errors.As(err, &ze) || ze.Code != code {
+		return fmt.Errorf("want %s, got %v", code, err)
+	}
+	return nil
+}
+
 // must drops a result and keeps the error.
 func must(_ json.RawMessage, err error) error { return err }
 
@@ -328,7 +337,9 @@ func TestHandlersThatNeverAnswerTimeOutWithTheRelaysCodeAndLeaveNothingPending(t
 		gaveUp <- what
 	}
 	s := startWith(t, zerorelay.ServerOptions{
-		Config: map[string]any{"limits": map[string]any{"authorize_timeout_ms": 200, "validate_timeout_ms": 200}},
+		// Long enough for the handlers that do answer on a loaded machine;
+		// the hung ones run at once, so the test waits about one of them.
+		Config: map[string]any{"limits": map[string]any{"authorize_timeout_ms": 2000, "validate_timeout_ms": 2000}},
 		Authenticate: func(ctx context.Context, req zerorelay.AuthRequest) (zerorelay.Identity, error) {
 			if req.Token == "slow" {
 				hang(ctx, "auth")
@@ -336,8 +347,8 @@ func TestHandlersThatNeverAnswerTimeOutWithTheRelaysCodeAndLeaveNothingPending(t
 			}
 			return zerorelay.Identity{User: req.Token}, nil
 		},
-		AuthTimeout: 200 * time.Millisecond,
-		RPCTimeout:  200 * time.Millisecond,
+		AuthTimeout: 2 * time.Second,
+		RPCTimeout:  2 * time.Second,
 		Authorize: func(ctx context.Context, req zerorelay.AuthorizeRequest) error {
 			if req.Action == "join" && req.Resource == "slow" {
 				hang(ctx, "authorize")
@@ -359,16 +370,31 @@ func TestHandlersThatNeverAnswerTimeOutWithTheRelaysCodeAndLeaveNothingPending(t
 			},
 		},
 	})
-	_, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithToken("slow"), zerorelay.WithoutReconnect())
-	wantCode(t, err, "unauthorized")
-	c, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithToken("alice"))
-	if err != nil {
-		t.Fatal(err)
+	// One client per hung request: a connection's later frames wait
+	// behind its authorize call.
+	clients := make([]*zerorelay.Client, 3)
+	for i := range clients {
+		c, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithToken(fmt.Sprintf("user-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients[i] = c
 	}
-	defer c.Close()
-	wantCode(t, c.Join(ctx(t), "slow"), "internal")
-	wantCode(t, must(c.RPC(ctx(t), "slow", nil)), "internal")
-	wantCode(t, c.Publish(ctx(t), "v-1", "slow"), "internal")
+	c := clients[0]
+	errs := make(chan error, 4)
+	go func() {
+		_, err := zerorelay.Dial(ctx(t), s.URL(), zerorelay.WithToken("slow"), zerorelay.WithoutReconnect())
+		errs <- wantErr(err, "unauthorized")
+	}()
+	go func() { errs <- wantErr(clients[0].Join(ctx(t), "slow"), "internal") }()
+	go func() { errs <- wantErr(must(clients[1].RPC(ctx(t), "slow", nil)), "internal") }()
+	go func() { errs <- wantErr(clients[2].Publish(ctx(t), "v-1", "slow"), "internal") }()
+	for range 4 {
+		if err := signal(t, errs, "a timed-out request"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Each hung handler saw its context cancelled, and nothing is left.
 	got := map[string]bool{}
 	for range 4 {
