@@ -126,7 +126,9 @@ func WithPersistPath(path string) Option {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithMessageBuffer sizes the Messages channel (default 1024). When it is
-// full, delivery pauses until the application reads.
+// full, the client stops pulling messages from the engine until the
+// application reads; requests still complete (see Client for what happens
+// when the application stops reading for longer).
 func WithMessageBuffer(n int) Option { return func(o *options) { o.messageBuffer = n } }
 
 // WithOption sets any engine option by its JSON name (see the Rust

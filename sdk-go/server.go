@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"sync"
 )
 
@@ -98,6 +99,10 @@ func StartServer(config any) (*Server, error) {
 // slow one holds up no other, with a context that is cancelled when the
 // relay stops waiting for it (its timeout passed, or the server closes).
 func StartServerWith(opts ServerOptions) (*Server, error) {
+	// The handlers' maps are read while the server runs: a copy, so that
+	// the caller may change theirs.
+	opts.RPC = maps.Clone(opts.RPC)
+	opts.Validate = maps.Clone(opts.Validate)
 	config := opts.Config
 	cfg := map[string]any{}
 	if config != nil {
