@@ -82,6 +82,7 @@ node-addon: ## Install the Node SDK's npm packages and build its addon from sour
 
 test-node: node-addon ## Node SDK: node --test suites, tsc on the declarations, the packed tarball, the example.
 	git diff --exit-code -- sdk-node/native/index.js sdk-node/native/index.d.ts || (echo "sdk-node/native is stale: commit the regenerated files"; exit 1)
+	$(CARGO) test -q -p zerorelay-node --test options || (echo "sdk-node's option table is stale: run make gen and commit"; exit 1)
 	cd sdk-node && npx tsc -p test/tsconfig.json
 	cd sdk-node && node --test test/*.test.js
 	cd examples/node-chat && npm install --no-audit --no-fund --offline --ignore-scripts && node --test
@@ -140,8 +141,10 @@ lint: ## Check formatting, clippy (warnings are errors), gofmt and go vet.
 fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
 
-gen: ## Regenerate the C header (bindings/c/include and its copy in sdk-go/include).
+gen: ## Regenerate the C header (and its copy in sdk-go/include) and the Node SDK's option table and ClientOptions declarations.
 	ZERORELAY_UPDATE_HEADER=1 $(CARGO) test -q -p zerorelay-c --test header
+	ZERORELAY_UPDATE_OPTIONS=1 $(CARGO) test -q -p zerorelay-node --test options
 
 check-gen: ## Fail when a generated file is stale.
 	$(CARGO) test -q -p zerorelay-c --test header
+	$(CARGO) test -q -p zerorelay-node --test options
