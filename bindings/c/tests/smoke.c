@@ -87,6 +87,46 @@ int main(void) {
     CHECK(strstr(sessions, "\"user\":\"bob\"") != NULL);
     zr_string_free(sessions);
 
+    /* Host handlers: a call is pulled, answered, and its answer reaches the
+     * client; an answered or unknown id is refused precisely. */
+    zr_server *hosted = NULL;
+    CHECK(zr_server_start_with_handlers("{\"server\":{\"listen\":\"127.0.0.1:0\"}}",
+                                        "{\"rpc\":[\"add\"]}", &hosted) == ZR_OK);
+    CHECK(zr_server_address(hosted, &addr) == ZR_OK);
+    char hosted_url[128];
+    snprintf(hosted_url, sizeof hosted_url, "ws://%s/ws", addr);
+    zr_string_free(addr);
+    zr_client *carol = NULL;
+    CHECK(zr_client_connect(hosted_url, "{\"user\":\"carol\"}", &carol) == ZR_OK);
+    uint64_t rpc = 0;
+    CHECK(zr_client_rpc(carol, "add", "[2,3]", &rpc) == ZR_OK);
+    char *calls = NULL;
+    for (int i = 0; i < 100 && calls == NULL; i++) {
+        CHECK(zr_server_next_calls(hosted, 100, 8, &calls) == ZR_OK);
+    }
+    CHECK(calls != NULL);
+    CHECK(strstr(calls, "\"kind\":\"rpc\"") != NULL);
+    CHECK(strstr(calls, "\"method\":\"add\"") != NULL);
+    CHECK(strstr(calls, "\"data\":[2,3]") != NULL);
+    unsigned long long call_id = 0;
+    const char *at = strstr(calls, "\"id\":");
+    CHECK(at != NULL && sscanf(at, "\"id\":%llu", &call_id) == 1);
+    zr_string_free(calls);
+    uint64_t waiting = 0;
+    CHECK(zr_server_pending_calls(hosted, &waiting) == ZR_OK && waiting == 1);
+    CHECK(zr_server_answer(hosted, call_id, "{\"ok\":5}") == ZR_OK);
+    snprintf(needle, sizeof needle, "\"request\":%llu,\"ok\":true,\"data\":5", (unsigned long long)rpc);
+    CHECK(wait_for(carol, needle));
+    CHECK(zr_server_pending_calls(hosted, &waiting) == ZR_OK && waiting == 0);
+    CHECK(zr_server_answer(hosted, call_id, "{\"ok\":6}") == ZR_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(zr_last_error_code(), "unknown_call") == 0);
+    CHECK(zr_server_answer(hosted, 424242, "{}") == ZR_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(zr_last_error_code(), "unknown_call") == 0);
+    zr_client_free(carol);
+    CHECK(zr_server_stop(hosted) == ZR_OK);
+    CHECK(zr_server_next_calls(hosted, 0, 8, &calls) == ZR_ERR_CLOSED);
+    zr_server_free(hosted);
+
     CHECK(zr_client_close(alice) == ZR_OK);
     CHECK(wait_for(alice, "\"type\":\"closed\""));
     /* Once every event is read, pulling reports the end. */
