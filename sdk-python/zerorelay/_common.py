@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional, Protocol, TypeVar, Union
@@ -241,11 +242,15 @@ class Dispatcher:
 
 
 class _Closable(Protocol):
-    def _close_at_exit(self) -> None: ...
+    def _close_at_exit(self, timeout_ms: int) -> None: ...
 
 
 _open: weakref.WeakSet[Any] = weakref.WeakSet()
 _open_lock = threading.Lock()
+
+EXIT_CLOSE_SECONDS = 2.0
+"""How long interpreter exit waits, at most, for the clients still open to
+close (all of them together)."""
 
 
 def track(obj: _Closable) -> None:
@@ -260,15 +265,22 @@ def untrack(obj: _Closable) -> None:
 
 @atexit.register
 def _close_everything() -> None:
-    """At interpreter exit, close what is still open (clients first, so that
-    an embedded server does not wait for them), then keep Rust threads away
-    from the exiting interpreter."""
+    """At interpreter exit, close what is still open, then keep Rust threads
+    away from the exiting interpreter.
+
+    Clients first, so that their sessions end cleanly, on an embedded server
+    of this process too; together they wait at most `EXIT_CLOSE_SECONDS`.
+    Then servers, stopped at once: a server still open at exit does not
+    drain (that is `close()`), its remaining connections end with the
+    process."""
     with _open_lock:
         objs = list(_open)
-    objs.sort(key=lambda o: 1 if getattr(o, "_is_server", False) else 0)
-    for o in objs:
+    clients = [o for o in objs if not getattr(o, "_is_server", False)]
+    servers = [o for o in objs if getattr(o, "_is_server", False)]
+    deadline = time.monotonic() + EXIT_CLOSE_SECONDS
+    for o in [*clients, *servers]:
         try:
-            o._close_at_exit()
+            o._close_at_exit(max(1, round((deadline - time.monotonic()) * 1000)))
         except BaseException:
             pass
     _native.at_exit()

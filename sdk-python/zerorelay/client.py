@@ -260,8 +260,8 @@ class Client:
             await asyncio.wait({self._pump_task}, timeout=0.05)
         self._pump_task.cancel()
 
-    def _close_at_exit(self) -> None:
-        self._native.close_blocking(2000)
+    def _close_at_exit(self, timeout_ms: int) -> None:
+        self._native.close_blocking(timeout_ms)
 
     async def __aenter__(self) -> Client:
         return self

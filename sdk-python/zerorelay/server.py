@@ -235,7 +235,9 @@ class Server:
     (or, if none, on a fresh loop in the worker thread).
 
     Use ``async with Server(config) as server:`` (or ``with``), or
-    `Server.start(...)` and `close()`.
+    `Server.start(...)` and `close()`. A server still open at interpreter
+    exit is stopped at once, without the drain of `close()`: its remaining
+    connections end with the process.
     """
 
     _is_server = True
@@ -433,9 +435,10 @@ class Server:
             _common.untrack(self)
             self._native.close_blocking()
 
-    def _close_at_exit(self) -> None:
+    def _close_at_exit(self, timeout_ms: int) -> None:
+        # The process is ending: no drain (see `_common._close_everything`).
         if self._native is not None:
-            self._native.close_blocking(3000)
+            self._native.stop_now()
 
     async def __aenter__(self: _S) -> _S:
         self._start()

@@ -204,8 +204,8 @@ class Client:
         _common.untrack(self)
         self._native.close_blocking(_common.ms(timeout, "timeout"))
 
-    def _close_at_exit(self) -> None:
-        self._native.close_blocking(2000)
+    def _close_at_exit(self, timeout_ms: int) -> None:
+        self._native.close_blocking(timeout_ms)
 
     def __enter__(self) -> Client:
         return self

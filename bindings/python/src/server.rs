@@ -323,6 +323,24 @@ impl Server {
         })
     }
 
+    /// Stops the relay without waiting for anything, for interpreter exit:
+    /// it stops accepting and each connection is told to close (1001), but
+    /// neither the drain (`server.shutdown_grace_ms`) nor a client's answer
+    /// is waited for; what is still open ends with the process.
+    fn stop_now(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.owner.is_here() {
+            return Ok(());
+        }
+        let relay = self.relay.clone();
+        drop(self.take_serve());
+        // `shutdown` signals on its first poll and then waits for the
+        // drain; a timeout polls a future before it looks at the clock, so
+        // a zero one signals and gives the wait up.
+        runtime::block_on(py, async move {
+            let _ = tokio::time::timeout(Duration::ZERO, relay.shutdown()).await;
+        })
+    }
+
     /// Subscribes to what happens to sessions from now on (see
     /// [`ServerEvents`]).
     fn events(&self) -> ServerEvents {
