@@ -323,6 +323,9 @@ pub struct Engine {
     rng: Rng,
     out: VecDeque<Output>,
     last_error: Option<String>,
+    /// The code of the `error` frame that refused the current attempt's
+    /// handshake, if one came.
+    refused: Option<ErrorCode>,
 }
 
 impl Engine {
@@ -351,6 +354,7 @@ impl Engine {
             rng,
             out: VecDeque::new(),
             last_error: None,
+            refused: None,
         };
         if let Some(s) = snapshot {
             e.session = s.session;
@@ -537,6 +541,8 @@ impl Engine {
                     None => {
                         if matches!(self.phase, Phase::Handshaking { .. }) {
                             self.last_error = Some(format!("{code}: {message}"));
+                            self.refused =
+                                Some(ErrorCode::parse(&code).unwrap_or(ErrorCode::Internal));
                         }
                         self.emit(Event::Error {
                             code,
@@ -589,6 +595,7 @@ impl Engine {
         self.phase = Phase::Connected;
         self.attempt = 0;
         self.last_error = None;
+        self.refused = None;
         let lost_session = match &self.session {
             Some(old) if !w.resumed => Some(old.clone()),
             _ => None,
@@ -742,6 +749,7 @@ impl Engine {
                 self.phase = Phase::Closed;
                 self.emit(Event::Closed {
                     reason: "closed by the application".into(),
+                    code: None,
                 });
             }
             Phase::Connecting { .. } | Phase::Handshaking { .. } | Phase::Connected => {
@@ -762,6 +770,12 @@ impl Engine {
             Some(e) => format!("{reason} ({e})"),
             None => reason.to_owned(),
         };
+        // What the relay refused with: its `error` frame's code, else what
+        // its close code stands for. A transport failure has neither.
+        let refused = self
+            .refused
+            .take()
+            .or_else(|| code.and_then(close::error_code));
         let retryable = match code {
             Some(close::TOKEN_EXPIRED) => self.has_token_provider,
             Some(c) => close::is_retryable(c),
@@ -788,15 +802,19 @@ impl Engine {
             });
             self.persist();
         } else {
-            self.shut(reason);
+            self.shut(reason, refused);
         }
     }
 
-    /// Ends for good: fails everything pending.
-    fn shut(&mut self, reason: String) {
+    /// Ends for good: fails everything pending. `refused` is the protocol
+    /// code the relay refused the last connection with, if it did.
+    fn shut(&mut self, reason: String, refused: Option<ErrorCode>) {
         self.phase = Phase::Closed;
         self.fail_all_pending();
-        self.emit(Event::Closed { reason });
+        self.emit(Event::Closed {
+            reason,
+            code: refused.map(|c| c.as_str().to_owned()),
+        });
     }
 
     fn complete_silently(&mut self, owner: Owner, e: ClientError) {
@@ -926,7 +944,7 @@ impl Engine {
                 self.phase = Phase::Closing;
             }
             Phase::Idle | Phase::Backoff { .. } | Phase::FetchingToken => {
-                self.shut("closed by the application".into());
+                self.shut("closed by the application".into(), None);
             }
         }
     }
@@ -1092,20 +1110,43 @@ fn validate(req: &Request) -> Result<(), ClientError> {
         crate::protocol::names::validate(what, v)
             .map_err(|e| ClientError::InvalidArgument(e.message.into_owned()))
     };
+    use crate::protocol::client::{exceeds_depth, DEFAULT_MAX_DEPTH, MAX_SESSION_ID_LEN};
+    // The frame is one level; its payload may nest the rest of the
+    // protocol's default bound, which every relay accepts.
+    let data = |d: &RawValue| {
+        if exceeds_depth(d.get(), DEFAULT_MAX_DEPTH - 1) {
+            return Err(ClientError::InvalidArgument(format!(
+                "`data` is nested deeper than {} levels (a frame may nest {DEFAULT_MAX_DEPTH})",
+                DEFAULT_MAX_DEPTH - 1
+            )));
+        }
+        Ok(())
+    };
     match req {
-        Request::Send { target, .. } => match target {
-            Target::User(u) => name("to", u),
-            Target::Session(s) if s.is_empty() => Err(ClientError::InvalidArgument(
-                "`session` must not be empty".into(),
-            )),
-            Target::Session(_) => Ok(()),
-        },
-        Request::Publish { group, .. }
-        | Request::Join { group, .. }
-        | Request::Leave { group }
-        | Request::Presence { group } => name("group", group),
-        Request::Broadcast { .. } => Ok(()),
-        Request::Rpc { method, .. } => name("method", method),
+        Request::Send { target, data: d } => {
+            match target {
+                Target::User(u) => name("to", u)?,
+                Target::Session(s) if s.is_empty() || s.len() > MAX_SESSION_ID_LEN => {
+                    return Err(ClientError::InvalidArgument(format!(
+                        "`session` must be a session id of 1 to {MAX_SESSION_ID_LEN} bytes"
+                    )))
+                }
+                Target::Session(_) => {}
+            }
+            data(d)
+        }
+        Request::Publish { group, data: d, .. } => {
+            name("group", group)?;
+            data(d)
+        }
+        Request::Join { group, .. } | Request::Leave { group } | Request::Presence { group } => {
+            name("group", group)
+        }
+        Request::Broadcast { data: d, .. } => data(d),
+        Request::Rpc { method, data: d } => {
+            name("method", method)?;
+            d.as_deref().map_or(Ok(()), data)
+        }
     }
 }
 

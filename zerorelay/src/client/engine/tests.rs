@@ -326,6 +326,59 @@ fn an_auth_refusal_is_not_retried_and_fails_everything_pending() {
     ));
 }
 
+/// The code of the `closed` event that ends `t`'s engine.
+fn closed_code(out: &[Output]) -> Option<String> {
+    match events(out).last() {
+        Some(Event::Closed { code, .. }) => code.clone(),
+        other => panic!("the last event is not closed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_closed_by_a_refusal_says_the_refusals_code() {
+    // The error frame's code wins over the close code's meaning.
+    let mut t = T::new(opts());
+    t.e.start(t.now);
+    t.outputs();
+    t.e.on_open(t.now);
+    t.frame(json!({"type":"error","code":"forbidden","message":"not this user"}));
+    t.e.on_closed(t.now, Some(close::AUTH_FAILED), "authentication failed");
+    assert_eq!(closed_code(&t.outputs()).as_deref(), Some("forbidden"));
+
+    // Without an error frame, the close code says what it stands for.
+    let mut t = T::new(opts());
+    t.e.start(t.now);
+    t.outputs();
+    t.e.on_open(t.now);
+    t.e.on_closed(t.now, Some(close::AUTH_FAILED), "authentication failed");
+    assert_eq!(closed_code(&t.outputs()).as_deref(), Some("unauthorized"));
+}
+
+#[test]
+fn a_client_closed_by_a_transport_failure_has_no_refusal_code() {
+    let mut o = opts();
+    o.reconnect.max_attempts = Some(1);
+    let mut t = T::new(o);
+    t.e.start(t.now);
+    t.outputs();
+    // A refusal on a retryable close, then an attempt nothing answers:
+    // the first attempt's refusal does not stick to the last one.
+    t.e.on_open(t.now);
+    t.frame(json!({"type":"error","code":"limit_exceeded","message":"full"}));
+    t.e.on_closed(t.now, Some(close::TRY_AGAIN_LATER), "full");
+    t.advance(60_000);
+    t.outputs();
+    t.e.on_closed(t.now, None, "connection refused");
+    assert!(t.e.is_closed());
+    assert_eq!(closed_code(&t.outputs()), None);
+
+    // A session the host ends is not a refusal.
+    let mut t = T::new(opts());
+    t.connect(S1, false);
+    t.e.on_closed(t.now, Some(close::KICKED), "kicked");
+    assert_eq!(closed_code(&t.outputs()), None);
+}
+
 #[test]
 fn an_expired_token_is_retried_only_with_a_token_provider() {
     let mut t = T::new(opts());
@@ -742,6 +795,62 @@ fn invalid_requests_are_refused_before_queueing() {
         ));
     }
     assert_eq!(t.e.queued(), 0);
+}
+
+#[test]
+fn an_overlong_session_id_and_a_payload_deeper_than_the_protocol_allows_are_refused_locally() {
+    let mut t = T::new(opts());
+    t.e.start(t.now);
+    let raw = |s: String| RawValue::from_string(s).unwrap();
+    let deep = |n: usize| raw(format!("{}{}", "[".repeat(n), "]".repeat(n)));
+    let refused = |t: &mut T, req: Request| match t.e.request(t.now, req) {
+        Err(ClientError::InvalidArgument(m)) => m,
+        other => panic!("expected invalid_argument, got {other:?}"),
+    };
+    let m = refused(
+        &mut t,
+        Request::Send {
+            target: Target::Session("s".repeat(129)),
+            data: raw("1".into()),
+        },
+    );
+    assert_eq!(m, "`session` must be a session id of 1 to 128 bytes");
+    for req in [
+        Request::Publish {
+            group: "g".into(),
+            data: deep(64),
+            echo: false,
+        },
+        Request::Broadcast {
+            data: deep(64),
+            echo: false,
+        },
+        Request::Send {
+            target: Target::User("u".into()),
+            data: deep(64),
+        },
+        Request::Rpc {
+            method: "m".into(),
+            data: Some(deep(64)),
+        },
+    ] {
+        assert_eq!(
+            refused(&mut t, req),
+            "`data` is nested deeper than 63 levels (a frame may nest 64)"
+        );
+    }
+    assert_eq!(t.e.queued(), 0);
+    // The deepest payload a relay with the default bound accepts is sent.
+    t.e.request(
+        t.now,
+        Request::Publish {
+            group: "g".into(),
+            data: deep(63),
+            echo: false,
+        },
+    )
+    .expect("63 levels fit");
+    assert_eq!(t.e.queued(), 1);
 }
 
 #[test]
