@@ -60,7 +60,7 @@ type Event struct {
 	Delay       time.Duration // reconnecting
 	FromSeq     uint64        // loss
 	ToSeq       uint64        // loss
-	ErrorCode   string        // error
+	ErrorCode   string        // error; closed, when the relay refused the connection
 	Message     string        // error
 	Seq         uint64        // error about one message (code undecodable), else 0
 	Groups      []string      // rejoined
@@ -145,7 +145,7 @@ type Client struct {
 	done        chan struct{} // closed when both pumps have stopped
 	closeOnce   sync.Once
 	closeErr    error
-	lastErr     *Error // the last error event, for Dial's failure
+	lastErr     *Error // the relay's refusal (the engine's code on the closed event), for Dial's failure
 	reason      string
 	tokens      TokenProvider
 }
@@ -438,9 +438,6 @@ func (c *Client) dispatch(e *wireEvent) {
 		_ = json.Unmarshal(e.Code, &ev.ErrorCode)
 		ev.Seq = e.Seq
 		c.logger.Warn("zerorelay: error", "code", ev.ErrorCode, "message", ev.Message, "seq", ev.Seq)
-		c.mu.Lock()
-		c.lastErr = &Error{Code: ev.ErrorCode, Message: ev.Message, Seq: ev.Seq}
-		c.mu.Unlock()
 	case "rejoined":
 		c.logger.Info("zerorelay: rejoined groups", "groups", ev.Groups)
 	case "token_needed":
@@ -449,9 +446,13 @@ func (c *Client) dispatch(e *wireEvent) {
 		}
 		return
 	case "closed":
-		c.logger.Info("zerorelay: closed", "reason", ev.Reason)
+		_ = json.Unmarshal(e.Code, &ev.ErrorCode)
+		c.logger.Info("zerorelay: closed", "reason", ev.Reason, "code", ev.ErrorCode)
 		c.mu.Lock()
 		c.reason = ev.Reason
+		if ev.ErrorCode != "" {
+			c.lastErr = &Error{Code: ev.ErrorCode, Message: ev.Reason}
+		}
 		c.mu.Unlock()
 	}
 	select {
@@ -644,17 +645,57 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 	return err
 }
 
+// RequestOption changes one request (Publish, PublishEcho, Broadcast,
+// BroadcastEcho, SendToUser, SendToSession, RPC). See Resend.
+type RequestOption func(*requestOptions)
+
+type requestOptions struct {
+	resend bool
+}
+
+// Resend makes a request be re-sent if the relay loses the session after
+// the request may have been routed: the client reconnects, the relay
+// cannot resume the session ("connected" event with Resumed false and
+// LostSession set), and the request is sent again in the new session, with
+// its answer returned as usual.
+//
+// Without it such a request fails with ErrUnknownOutcome (it may or may not
+// have been delivered), so that nothing is routed twice. Use Resend for
+// requests that are idempotent, or whose duplicate the application accepts
+// (an RPC handler may then see the same call twice). A request that never
+// reached a connection is always sent, and a session that resumes never
+// repeats a request, whatever the option. Join, Leave and Presence are
+// always re-sent.
+//
+//	err := c.Publish(ctx, "prices", tick, zerorelay.Resend())
+func Resend() RequestOption { return func(o *requestOptions) { o.resend = true } }
+
+// flags maps the options to the C ABI's request flags.
+func flags(opts []RequestOption) C.uint32_t {
+	var o requestOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	if o.resend {
+		return C.ZR_RESEND
+	}
+	return 0
+}
+
 // Publish sends data (any JSON-serializable value) to a group's members.
-func (c *Client) Publish(ctx context.Context, group string, data any) error {
-	return c.publish(ctx, group, data, false)
+// Options: Resend.
+func (c *Client) Publish(ctx context.Context, group string, data any, opts ...RequestOption) error {
+	return c.publish(ctx, group, data, false, opts)
 }
 
 // PublishEcho is Publish, delivering to this client too.
-func (c *Client) PublishEcho(ctx context.Context, group string, data any) error {
-	return c.publish(ctx, group, data, true)
+func (c *Client) PublishEcho(ctx context.Context, group string, data any, opts ...RequestOption) error {
+	return c.publish(ctx, group, data, true, opts)
 }
 
-func (c *Client) publish(ctx context.Context, group string, data any, echo bool) error {
+func (c *Client) publish(ctx context.Context, group string, data any, echo bool, opts []RequestOption) error {
 	d, err := marshal(data)
 	if err != nil {
 		return err
@@ -662,27 +703,39 @@ func (c *Client) publish(ctx context.Context, group string, data any, echo bool)
 	defer free(d)
 	g := cstr(group)
 	defer free(g)
+	f := flags(opts)
 	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_publish(c.h, g, d, C.bool(echo), out))
+		return C.zr_status(C.zr_client_publish_with(c.h, g, d, C.bool(echo), f, out))
 	})
 	return err
 }
 
-// Broadcast sends data to every session but this one.
-func (c *Client) Broadcast(ctx context.Context, data any) error {
+// Broadcast sends data to every session but this one. Options: Resend.
+func (c *Client) Broadcast(ctx context.Context, data any, opts ...RequestOption) error {
+	return c.broadcast(ctx, data, false, opts)
+}
+
+// BroadcastEcho is Broadcast, delivering to this client too.
+func (c *Client) BroadcastEcho(ctx context.Context, data any, opts ...RequestOption) error {
+	return c.broadcast(ctx, data, true, opts)
+}
+
+func (c *Client) broadcast(ctx context.Context, data any, echo bool, opts []RequestOption) error {
 	d, err := marshal(data)
 	if err != nil {
 		return err
 	}
 	defer free(d)
+	f := flags(opts)
 	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_broadcast(c.h, d, C.bool(false), out))
+		return C.zr_status(C.zr_client_broadcast_with(c.h, d, C.bool(echo), f, out))
 	})
 	return err
 }
 
 // SendToUser sends data to every session of a user (but this one).
-func (c *Client) SendToUser(ctx context.Context, user string, data any) error {
+// Options: Resend.
+func (c *Client) SendToUser(ctx context.Context, user string, data any, opts ...RequestOption) error {
 	d, err := marshal(data)
 	if err != nil {
 		return err
@@ -690,14 +743,15 @@ func (c *Client) SendToUser(ctx context.Context, user string, data any) error {
 	defer free(d)
 	u := cstr(user)
 	defer free(u)
+	f := flags(opts)
 	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_send_to_user(c.h, u, d, out))
+		return C.zr_status(C.zr_client_send_to_user_with(c.h, u, d, f, out))
 	})
 	return err
 }
 
-// SendToSession sends data to one session.
-func (c *Client) SendToSession(ctx context.Context, session string, data any) error {
+// SendToSession sends data to one session. Options: Resend.
+func (c *Client) SendToSession(ctx context.Context, session string, data any, opts ...RequestOption) error {
 	d, err := marshal(data)
 	if err != nil {
 		return err
@@ -705,14 +759,16 @@ func (c *Client) SendToSession(ctx context.Context, session string, data any) er
 	defer free(d)
 	s := cstr(session)
 	defer free(s)
+	f := flags(opts)
 	_, err = c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_send_to_session(c.h, s, d, out))
+		return C.zr_status(C.zr_client_send_to_session_with(c.h, s, d, f, out))
 	})
 	return err
 }
 
-// RPC calls a host method and returns its JSON result.
-func (c *Client) RPC(ctx context.Context, method string, arg any) (json.RawMessage, error) {
+// RPC calls a host method and returns its JSON result. Options: Resend
+// (for a method that is safe to call twice).
+func (c *Client) RPC(ctx context.Context, method string, arg any, opts ...RequestOption) (json.RawMessage, error) {
 	a, err := marshal(arg)
 	if err != nil {
 		return nil, err
@@ -720,8 +776,9 @@ func (c *Client) RPC(ctx context.Context, method string, arg any) (json.RawMessa
 	defer free(a)
 	m := cstr(method)
 	defer free(m)
+	f := flags(opts)
 	return c.do(ctx, func(out *C.uint64_t) C.zr_status {
-		return C.zr_status(C.zr_client_rpc(c.h, m, a, out))
+		return C.zr_status(C.zr_client_rpc_with(c.h, m, a, f, out))
 	})
 }
 

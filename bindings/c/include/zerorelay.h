@@ -27,6 +27,13 @@
 // against one header checks it at load time.
 #define ZR_ABI_VERSION 1
 
+// A flag of the `_with` request functions (publish, broadcast, send, rpc):
+// if the session is lost (the next `welcome` says `"resumed":false`) after
+// the request may have been routed, re-send it in the new session instead
+// of failing it with `unknown_outcome`. For requests that are idempotent,
+// or whose duplicate the application accepts.
+#define ZR_RESEND 1
+
 // The result of every call.
 typedef enum zr_status {
   // Success.
@@ -222,6 +229,7 @@ enum zr_status zr_client_presence(const struct zr_client *c,
 enum zr_status zr_client_leave(const struct zr_client *c, const char *group, uint64_t *out_request);
 
 // Publishes JSON `data_json` to a group (to ourselves too when `echo`).
+// `zr_client_publish_with` with no flags.
 //
 // # Safety
 // As `zr_client_join`; `data_json` is NUL-terminated.
@@ -231,7 +239,20 @@ enum zr_status zr_client_publish(const struct zr_client *c,
                                  bool echo,
                                  uint64_t *out_request);
 
-// Broadcasts JSON `data_json` to every session (to ourselves too when `echo`).
+// `zr_client_publish` with `flags` (0 or `ZR_RESEND`; other bits are
+// refused with `ZR_ERR_INVALID_ARGUMENT`).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_publish_with(const struct zr_client *c,
+                                      const char *group,
+                                      const char *data_json,
+                                      bool echo,
+                                      uint32_t flags,
+                                      uint64_t *out_request);
+
+// Broadcasts JSON `data_json` to every session (to ourselves too when
+// `echo`). `zr_client_broadcast_with` with no flags.
 //
 // # Safety
 // As `zr_client_publish`.
@@ -240,7 +261,18 @@ enum zr_status zr_client_broadcast(const struct zr_client *c,
                                    bool echo,
                                    uint64_t *out_request);
 
+// `zr_client_broadcast` with `flags` (as `zr_client_publish_with`).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_broadcast_with(const struct zr_client *c,
+                                        const char *data_json,
+                                        bool echo,
+                                        uint32_t flags,
+                                        uint64_t *out_request);
+
 // Sends JSON `data_json` to every session of `user` (but this one).
+// `zr_client_send_to_user_with` with no flags.
 //
 // # Safety
 // As `zr_client_publish`.
@@ -249,7 +281,18 @@ enum zr_status zr_client_send_to_user(const struct zr_client *c,
                                       const char *data_json,
                                       uint64_t *out_request);
 
-// Sends JSON `data_json` to one session.
+// `zr_client_send_to_user` with `flags` (as `zr_client_publish_with`).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_send_to_user_with(const struct zr_client *c,
+                                           const char *user,
+                                           const char *data_json,
+                                           uint32_t flags,
+                                           uint64_t *out_request);
+
+// Sends JSON `data_json` to one session. `zr_client_send_to_session_with`
+// with no flags.
 //
 // # Safety
 // As `zr_client_publish`.
@@ -258,8 +301,18 @@ enum zr_status zr_client_send_to_session(const struct zr_client *c,
                                          const char *data_json,
                                          uint64_t *out_request);
 
+// `zr_client_send_to_session` with `flags` (as `zr_client_publish_with`).
+//
+// # Safety
+// As `zr_client_publish`.
+enum zr_status zr_client_send_to_session_with(const struct zr_client *c,
+                                              const char *session,
+                                              const char *data_json,
+                                              uint32_t flags,
+                                              uint64_t *out_request);
+
 // Calls a host method with JSON `arg_json` (may be null); the `reply`
-// event carries the result in `data`.
+// event carries the result in `data`. `zr_client_rpc_with` with no flags.
 //
 // # Safety
 // As `zr_client_publish`; `arg_json` may be null.
@@ -267,6 +320,16 @@ enum zr_status zr_client_rpc(const struct zr_client *c,
                              const char *method,
                              const char *arg_json,
                              uint64_t *out_request);
+
+// `zr_client_rpc` with `flags` (as `zr_client_publish_with`).
+//
+// # Safety
+// As `zr_client_rpc`.
+enum zr_status zr_client_rpc_with(const struct zr_client *c,
+                                  const char *method,
+                                  const char *arg_json,
+                                  uint32_t flags,
+                                  uint64_t *out_request);
 
 // Submits a request (a client frame without `id`, e.g.
 // `{"type":"publish","group":"g","data":1}`). Its answer arrives as an

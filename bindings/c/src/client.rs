@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use zerorelay::client::json::{reply_to_json, request_from_json, write_event};
-use zerorelay::client::{Client, ClientError, ClientOptions, Event, Request};
+use zerorelay::client::{Client, ClientError, ClientOptions, Event, Request, Retry};
 use zerorelay::protocol::Target;
 
 use crate::{c_string, ffi, json_arg, opt_str_arg, put, runtime, str_arg, zr_status, Failure};
@@ -233,9 +233,9 @@ unsafe fn client_ref<'a>(c: *const zr_client) -> Result<&'a zr_client, Failure> 
     unsafe { c.as_ref() }.ok_or_else(|| Failure::invalid("client is null"))
 }
 
-fn submit(c: &zr_client, req: Request) -> Result<u64, Failure> {
+fn submit(c: &zr_client, req: Request, retry: Retry) -> Result<u64, Failure> {
     let id = c.next_request.fetch_add(1, Ordering::Relaxed);
-    let pending = runtime().block_on(c.client.submit(req))?;
+    let pending = runtime().block_on(c.client.submit_with(req, retry))?;
     let replies = c.replies.clone();
     let map = c.pending.clone();
     // Held until the entry is in: the task cannot look before it is.
@@ -260,13 +260,46 @@ unsafe fn submit_to(
     out_request: *mut u64,
     req: impl FnOnce() -> Result<Request, Failure>,
 ) -> zr_status {
+    // SAFETY: forwarded contract.
+    unsafe { submit_flagged(c, 0, out_request, req) }
+}
+
+/// The request flags the `_with` functions accept.
+const ZR_KNOWN_FLAGS: u32 = ZR_RESEND;
+
+/// Maps `_with` flags to the engine's [`Retry`]; unknown bits are refused.
+fn retry_from(flags: u32) -> Result<Retry, Failure> {
+    if flags & !ZR_KNOWN_FLAGS != 0 {
+        return Err(Failure::invalid(format!(
+            "flags {flags:#x}: unknown bits {:#x} (known: ZR_RESEND = {ZR_RESEND:#x})",
+            flags & !ZR_KNOWN_FLAGS
+        )));
+    }
+    Ok(if flags & ZR_RESEND != 0 {
+        Retry::Resend
+    } else {
+        Retry::AtMostOnce
+    })
+}
+
+/// [`submit_to`] with `_with` flags.
+///
+/// # Safety
+/// As [`submit_to`].
+unsafe fn submit_flagged(
+    c: *const zr_client,
+    flags: u32,
+    out_request: *mut u64,
+    req: impl FnOnce() -> Result<Request, Failure>,
+) -> zr_status {
     ffi(|| {
         if out_request.is_null() {
             return Err(Failure::invalid("out_request is null"));
         }
         // SAFETY: forwarded contract.
         let c = unsafe { client_ref(c) }?;
-        let id = submit(c, req()?)?;
+        let retry = retry_from(flags)?;
+        let id = submit(c, req()?, retry)?;
         // SAFETY: forwarded contract.
         unsafe { put(out_request, id) }
     })
@@ -359,7 +392,15 @@ pub unsafe extern "C" fn zr_client_leave(
     }
 }
 
+/// A flag of the `_with` request functions (publish, broadcast, send, rpc):
+/// if the session is lost (the next `welcome` says `"resumed":false`) after
+/// the request may have been routed, re-send it in the new session instead
+/// of failing it with `unknown_outcome`. For requests that are idempotent,
+/// or whose duplicate the application accepts.
+pub const ZR_RESEND: u32 = 1;
+
 /// Publishes JSON `data_json` to a group (to ourselves too when `echo`).
+/// `zr_client_publish_with` with no flags.
 ///
 /// # Safety
 /// As `zr_client_join`; `data_json` is NUL-terminated.
@@ -372,8 +413,26 @@ pub unsafe extern "C" fn zr_client_publish(
     out_request: *mut u64,
 ) -> zr_status {
     // SAFETY: forwarded contract.
+    unsafe { zr_client_publish_with(c, group, data_json, echo, 0, out_request) }
+}
+
+/// `zr_client_publish` with `flags` (0 or `ZR_RESEND`; other bits are
+/// refused with `ZR_ERR_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_publish_with(
+    c: *const zr_client,
+    group: *const c_char,
+    data_json: *const c_char,
+    echo: bool,
+    flags: u32,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
     unsafe {
-        submit_to(c, out_request, || {
+        submit_flagged(c, flags, out_request, || {
             Ok(Request::Publish {
                 group: str_arg(group, "group")?.to_owned(),
                 data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
@@ -383,7 +442,8 @@ pub unsafe extern "C" fn zr_client_publish(
     }
 }
 
-/// Broadcasts JSON `data_json` to every session (to ourselves too when `echo`).
+/// Broadcasts JSON `data_json` to every session (to ourselves too when
+/// `echo`). `zr_client_broadcast_with` with no flags.
 ///
 /// # Safety
 /// As `zr_client_publish`.
@@ -395,8 +455,24 @@ pub unsafe extern "C" fn zr_client_broadcast(
     out_request: *mut u64,
 ) -> zr_status {
     // SAFETY: forwarded contract.
+    unsafe { zr_client_broadcast_with(c, data_json, echo, 0, out_request) }
+}
+
+/// `zr_client_broadcast` with `flags` (as `zr_client_publish_with`).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_broadcast_with(
+    c: *const zr_client,
+    data_json: *const c_char,
+    echo: bool,
+    flags: u32,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
     unsafe {
-        submit_to(c, out_request, || {
+        submit_flagged(c, flags, out_request, || {
             Ok(Request::Broadcast {
                 data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
                 echo,
@@ -406,6 +482,7 @@ pub unsafe extern "C" fn zr_client_broadcast(
 }
 
 /// Sends JSON `data_json` to every session of `user` (but this one).
+/// `zr_client_send_to_user_with` with no flags.
 ///
 /// # Safety
 /// As `zr_client_publish`.
@@ -417,8 +494,24 @@ pub unsafe extern "C" fn zr_client_send_to_user(
     out_request: *mut u64,
 ) -> zr_status {
     // SAFETY: forwarded contract.
+    unsafe { zr_client_send_to_user_with(c, user, data_json, 0, out_request) }
+}
+
+/// `zr_client_send_to_user` with `flags` (as `zr_client_publish_with`).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_send_to_user_with(
+    c: *const zr_client,
+    user: *const c_char,
+    data_json: *const c_char,
+    flags: u32,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
     unsafe {
-        submit_to(c, out_request, || {
+        submit_flagged(c, flags, out_request, || {
             Ok(Request::Send {
                 target: Target::User(str_arg(user, "user")?.to_owned()),
                 data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
@@ -427,7 +520,8 @@ pub unsafe extern "C" fn zr_client_send_to_user(
     }
 }
 
-/// Sends JSON `data_json` to one session.
+/// Sends JSON `data_json` to one session. `zr_client_send_to_session_with`
+/// with no flags.
 ///
 /// # Safety
 /// As `zr_client_publish`.
@@ -439,8 +533,24 @@ pub unsafe extern "C" fn zr_client_send_to_session(
     out_request: *mut u64,
 ) -> zr_status {
     // SAFETY: forwarded contract.
+    unsafe { zr_client_send_to_session_with(c, session, data_json, 0, out_request) }
+}
+
+/// `zr_client_send_to_session` with `flags` (as `zr_client_publish_with`).
+///
+/// # Safety
+/// As `zr_client_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_send_to_session_with(
+    c: *const zr_client,
+    session: *const c_char,
+    data_json: *const c_char,
+    flags: u32,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
     unsafe {
-        submit_to(c, out_request, || {
+        submit_flagged(c, flags, out_request, || {
             Ok(Request::Send {
                 target: Target::Session(str_arg(session, "session")?.to_owned()),
                 data: json_arg(str_arg(data_json, "data_json")?, "data_json")?,
@@ -450,7 +560,7 @@ pub unsafe extern "C" fn zr_client_send_to_session(
 }
 
 /// Calls a host method with JSON `arg_json` (may be null); the `reply`
-/// event carries the result in `data`.
+/// event carries the result in `data`. `zr_client_rpc_with` with no flags.
 ///
 /// # Safety
 /// As `zr_client_publish`; `arg_json` may be null.
@@ -462,8 +572,24 @@ pub unsafe extern "C" fn zr_client_rpc(
     out_request: *mut u64,
 ) -> zr_status {
     // SAFETY: forwarded contract.
+    unsafe { zr_client_rpc_with(c, method, arg_json, 0, out_request) }
+}
+
+/// `zr_client_rpc` with `flags` (as `zr_client_publish_with`).
+///
+/// # Safety
+/// As `zr_client_rpc`.
+#[no_mangle]
+pub unsafe extern "C" fn zr_client_rpc_with(
+    c: *const zr_client,
+    method: *const c_char,
+    arg_json: *const c_char,
+    flags: u32,
+    out_request: *mut u64,
+) -> zr_status {
+    // SAFETY: forwarded contract.
     unsafe {
-        submit_to(c, out_request, || {
+        submit_flagged(c, flags, out_request, || {
             Ok(Request::Rpc {
                 method: str_arg(method, "method")?.to_owned(),
                 data: opt_str_arg(arg_json, "arg_json")?
@@ -493,7 +619,7 @@ pub unsafe extern "C" fn zr_client_submit(
         let c = unsafe { client_ref(c) }?;
         // SAFETY: forwarded contract.
         let req = request_from_json(unsafe { str_arg(request_json, "request_json") }?)?;
-        let id = submit(c, req)?;
+        let id = submit(c, req, Retry::AtMostOnce)?;
         // SAFETY: forwarded contract.
         unsafe { put(out_request, id) }
     })
