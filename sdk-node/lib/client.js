@@ -28,6 +28,18 @@ function stringArg (value, what) {
   return value
 }
 
+/**
+ * `options.resend` of publish, send, broadcast and rpc: re-send the request
+ * if the session is lost after it may have been routed, instead of
+ * rejecting it with `unknown_outcome`. Absent means false.
+ */
+function resendOption (options) {
+  const resend = options ? options.resend : undefined
+  if (resend === undefined) return false
+  if (typeof resend !== 'boolean') throw new ZerorelayError('invalid_argument', 'option resend must be a boolean')
+  return resend
+}
+
 function rethrowLater (e) {
   // A listener that throws is the application's bug: report it as Node
   // does (an uncaught exception) without stopping the event pump.
@@ -295,18 +307,19 @@ class Client extends EventEmitter {
     const g = stringArg(group, 'group')
     const json = dataJson(data)
     const echo = Boolean(options && options.echo)
-    return void await this.#request(options, (abortId) => this.#native.publish(g, json, echo, abortId))
+    const resend = resendOption(options)
+    return void await this.#request(options, (abortId) => this.#native.publish(g, json, echo, resend, abortId))
   }
 
   /** Sends to every session of a user (`{ to }`) or to one session (`{ session }`). */
   async send (target, data, options) {
     let call
     if (target && typeof target === 'object' && typeof target.to === 'string' && target.session === undefined) {
-      const [to, json] = [target.to, dataJson(data)]
-      call = (abortId) => this.#native.sendToUser(to, json, abortId)
+      const [to, json, resend] = [target.to, dataJson(data), resendOption(options)]
+      call = (abortId) => this.#native.sendToUser(to, json, resend, abortId)
     } else if (target && typeof target === 'object' && typeof target.session === 'string' && target.to === undefined) {
-      const [session, json] = [target.session, dataJson(data)]
-      call = (abortId) => this.#native.sendToSession(session, json, abortId)
+      const [session, json, resend] = [target.session, dataJson(data), resendOption(options)]
+      call = (abortId) => this.#native.sendToSession(session, json, resend, abortId)
     } else {
       throw new ZerorelayError('invalid_argument', 'send target must be { to: user } or { session: id }')
     }
@@ -317,14 +330,16 @@ class Client extends EventEmitter {
   async broadcast (data, options) {
     const json = dataJson(data)
     const echo = Boolean(options && options.echo)
-    return void await this.#request(options, (abortId) => this.#native.broadcast(json, echo, abortId))
+    const resend = resendOption(options)
+    return void await this.#request(options, (abortId) => this.#native.broadcast(json, echo, resend, abortId))
   }
 
   /** Calls a method the host registered and resolves to its result. */
   async rpc (method, data = null, options) {
     const m = stringArg(method, 'method')
     const json = dataJson(data)
-    return this.#request(options, (abortId) => this.#native.rpc(m, json, abortId))
+    const resend = resendOption(options)
+    return this.#request(options, (abortId) => this.#native.rpc(m, json, resend, abortId))
   }
 
   /**

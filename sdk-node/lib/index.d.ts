@@ -191,7 +191,18 @@ export interface JoinOptions extends RequestOptions {
   presence?: boolean
 }
 
-export interface EchoOptions extends RequestOptions {
+export interface ResendOptions extends RequestOptions {
+  /**
+   * If the relay loses the session after the request may have been routed
+   * (the next 'connected' event has `resumed: false`), send it again in the
+   * new session instead of rejecting it with `unknown_outcome`. For
+   * requests that are idempotent or whose duplicate is acceptable. Default
+   * false.
+   */
+  resend?: boolean
+}
+
+export interface EchoOptions extends ResendOptions {
   /** Deliver to this client too. */
   echo?: boolean
 }
@@ -219,9 +230,9 @@ export declare class Client extends EventEmitter {
   leave (group: string, options?: RequestOptions): Promise<void>
   presence (group: string, options?: RequestOptions): Promise<Presence>
   publish (group: string, data: unknown, options?: EchoOptions): Promise<void>
-  send (target: SendTarget, data: unknown, options?: RequestOptions): Promise<void>
+  send (target: SendTarget, data: unknown, options?: ResendOptions): Promise<void>
   broadcast (data: unknown, options?: EchoOptions): Promise<void>
-  rpc<R = unknown> (method: string, data?: unknown, options?: RequestOptions): Promise<R>
+  rpc<R = unknown> (method: string, data?: unknown, options?: ResendOptions): Promise<R>
   messages<T = unknown> (): AsyncIterableIterator<Message<T>>
   [Symbol.asyncIterator] (): AsyncIterableIterator<Message>
   close (): Promise<void>

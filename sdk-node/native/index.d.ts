@@ -21,18 +21,18 @@ export declare class NativeClient {
   /** Who is in a group: resolves to `{group, members, anonymous}` as JSON. */
   presence(group: string, abortId?: number | undefined | null): Promise<string | null>
   /** Publishes JSON data to a group (to ourselves too with `echo`). */
-  publish(group: string, dataJson: string, echo: boolean, abortId?: number | undefined | null): Promise<string | null>
+  publish(group: string, dataJson: string, echo: boolean, resend: boolean, abortId?: number | undefined | null): Promise<string | null>
   /** Broadcasts JSON data to every session (to ourselves too with `echo`). */
-  broadcast(dataJson: string, echo: boolean, abortId?: number | undefined | null): Promise<string | null>
+  broadcast(dataJson: string, echo: boolean, resend: boolean, abortId?: number | undefined | null): Promise<string | null>
   /** Sends JSON data to every session of a user (but this one). */
-  sendToUser(user: string, dataJson: string, abortId?: number | undefined | null): Promise<string | null>
+  sendToUser(user: string, dataJson: string, resend: boolean, abortId?: number | undefined | null): Promise<string | null>
   /** Sends JSON data to one session. */
-  sendToSession(session: string, dataJson: string, abortId?: number | undefined | null): Promise<string | null>
+  sendToSession(session: string, dataJson: string, resend: boolean, abortId?: number | undefined | null): Promise<string | null>
   /**
    * Calls a method the host registered with JSON data (none: `null`);
    * resolves to its result as JSON.
    */
-  rpc(method: string, dataJson?: string | undefined | null, abortId?: number | undefined | null): Promise<string | null>
+  rpc(method: string, dataJson: string | undefined | null, resend: boolean, abortId?: number | undefined | null): Promise<string | null>
   /**
    * Cancels the request started with this `abortId` (no-op when it is
    * already finished): a queued request is then never sent.

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use zerorelay::client::json::events_to_json_array;
 use zerorelay::client::{
-    Client, ClientError, ClientOptions, Event, Events, Reply, Request, Status, TokenProvider,
+    Client, ClientError, ClientOptions, Event, Events, Reply, Request, Retry, Status, TokenProvider,
 };
 use zerorelay::protocol::Target;
 
@@ -91,6 +91,17 @@ fn payload(what: &str, json: String) -> Result<Box<RawValue>> {
     RawValue::from_string(json).map_err(|e| error::invalid(format!("{what} is not JSON: {e}")))
 }
 
+/// The `resend` flag of publish, broadcast, send and rpc as the engine's
+/// [`Retry`]: re-send the request if the session is lost after it may have
+/// been routed, instead of failing it with `unknown_outcome`.
+fn retry(resend: bool) -> Retry {
+    if resend {
+        Retry::Resend
+    } else {
+        Retry::AtMostOnce
+    }
+}
+
 impl NativeClient {
     /// Hands a request to the engine and returns a Promise of its answer:
     /// the result as JSON text (rpc, presence), `null` for a plain `ok`, or
@@ -100,9 +111,13 @@ impl NativeClient {
         &self,
         env: &'env Env,
         req: Request,
+        retry: Retry,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        let pending = self.client.submit_now(req).map_err(error::client)?;
+        let pending = self
+            .client
+            .submit_now_with(req, retry)
+            .map_err(error::client)?;
         let abort = abort_id.map(|id| {
             let (tx, rx) = oneshot::channel();
             self.aborts.lock().expect("not poisoned").insert(id, tx);
@@ -134,8 +149,8 @@ impl NativeClient {
 // The requests: each builds the core's `Request` and goes through
 // `submit`. They are ordered as the calls are made; each resolves to `null`,
 // or to the result's JSON text for `presence` and `rpc`, and rejects with a
-// coded error (`[code] message`). `abortId`, when given, lets `abort` cancel
-// it.
+// coded error (`[code] message`). `resend` (publish, broadcast, send, rpc)
+// chooses `Retry::Resend`; `abortId`, when given, lets `abort` cancel it.
 #[napi]
 impl NativeClient {
     /// Joins a group (re-joined automatically if the session is lost);
@@ -148,7 +163,12 @@ impl NativeClient {
         presence: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        self.submit(env, Request::Join { group, presence }, abort_id)
+        self.submit(
+            env,
+            Request::Join { group, presence },
+            Retry::default(),
+            abort_id,
+        )
     }
 
     /// Leaves a group.
@@ -159,7 +179,7 @@ impl NativeClient {
         group: String,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        self.submit(env, Request::Leave { group }, abort_id)
+        self.submit(env, Request::Leave { group }, Retry::default(), abort_id)
     }
 
     /// Who is in a group: resolves to `{group, members, anonymous}` as JSON.
@@ -170,7 +190,7 @@ impl NativeClient {
         group: String,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        self.submit(env, Request::Presence { group }, abort_id)
+        self.submit(env, Request::Presence { group }, Retry::default(), abort_id)
     }
 
     /// Publishes JSON data to a group (to ourselves too with `echo`).
@@ -181,10 +201,12 @@ impl NativeClient {
         group: String,
         data_json: String,
         echo: bool,
+        resend: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let data = payload("data", data_json)?;
-        self.submit(env, Request::Publish { group, data, echo }, abort_id)
+        let req = Request::Publish { group, data, echo };
+        self.submit(env, req, retry(resend), abort_id)
     }
 
     /// Broadcasts JSON data to every session (to ourselves too with `echo`).
@@ -194,10 +216,12 @@ impl NativeClient {
         env: &'env Env,
         data_json: String,
         echo: bool,
+        resend: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let data = payload("data", data_json)?;
-        self.submit(env, Request::Broadcast { data, echo }, abort_id)
+        let req = Request::Broadcast { data, echo };
+        self.submit(env, req, retry(resend), abort_id)
     }
 
     /// Sends JSON data to every session of a user (but this one).
@@ -207,11 +231,13 @@ impl NativeClient {
         env: &'env Env,
         user: String,
         data_json: String,
+        resend: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let data = payload("data", data_json)?;
         let target = Target::User(user);
-        self.submit(env, Request::Send { target, data }, abort_id)
+        let req = Request::Send { target, data };
+        self.submit(env, req, retry(resend), abort_id)
     }
 
     /// Sends JSON data to one session.
@@ -221,11 +247,13 @@ impl NativeClient {
         env: &'env Env,
         session: String,
         data_json: String,
+        resend: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let data = payload("data", data_json)?;
         let target = Target::Session(session);
-        self.submit(env, Request::Send { target, data }, abort_id)
+        let req = Request::Send { target, data };
+        self.submit(env, req, retry(resend), abort_id)
     }
 
     /// Calls a method the host registered with JSON data (none: `null`);
@@ -236,10 +264,12 @@ impl NativeClient {
         env: &'env Env,
         method: String,
         data_json: Option<String>,
+        resend: bool,
         abort_id: Option<u32>,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
         let data = data_json.map(|d| payload("data", d)).transpose()?;
-        self.submit(env, Request::Rpc { method, data }, abort_id)
+        let req = Request::Rpc { method, data };
+        self.submit(env, req, retry(resend), abort_id)
     }
 
     /// Cancels the request started with this `abortId` (no-op when it is
