@@ -285,6 +285,20 @@ func (r *scenRun) connect(step scenStep) error {
 		url = p.net.url()
 	}
 	c, err := zerorelay.Dial(r.ctx, url, opts...)
+	if _, ok := step["error"]; ok {
+		// A connect that must fail: no client is kept.
+		var out scenOutcome
+		var ze *zerorelay.Error
+		switch {
+		case errors.As(err, &ze):
+			out.err = ze.Code
+		case err != nil:
+			out.err = err.Error()
+		default:
+			c.Close()
+		}
+		return scenCheck(step, out)
+	}
 	if err != nil {
 		return err
 	}

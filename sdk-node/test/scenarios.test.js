@@ -126,7 +126,14 @@ class Run {
     }
     let net = null
     if (step.proxy) net = await proxy(this.t, this.server.address)
-    const c = await connect(net ? net.url : this.server.url, options)
+    const url = net ? net.url : this.server.url
+    if ('error' in step) {
+      // A connect that must fail: no client is kept.
+      const out = await outcome(connect(url, options))
+      if (out.result) await out.result.close()
+      return check(step, out)
+    }
+    const c = await connect(url, options)
     const entry = { c, net, tokens, events: [], messages: [], cursor: 0, read: 0 }
     // Listeners are attached before the first event is dispatched (the
     // client's pump runs on a later turn of the event loop).

@@ -240,7 +240,7 @@ class Run:
             p.net = Proxy(self.server.address)
             await p.net.start()
         queue = step.get("queue")
-        p.client = await zerorelay.connect(
+        connecting = zerorelay.connect(
             p.net.url if p.net else self.server.url,
             user=step.get("user"),
             token=step.get("token"),
@@ -249,6 +249,16 @@ class Run:
             offline_queue=None if queue is None else {"max_messages": queue["max_messages"]},
             on={"*": p.on_event},
         )
+        if "error" in step:
+            # A connect that must fail: no client is kept.
+            out = await outcome(connecting)
+            if "result" in out:
+                await out["result"].close()
+            if p.net:
+                await p.net.close()
+            check(step, out)
+            return
+        p.client = await connecting
         p.reader = asyncio.ensure_future(p.read_messages())
         self.peers[step["as"]] = p
 

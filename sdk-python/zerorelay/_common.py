@@ -162,11 +162,12 @@ def split_batch(text: str) -> tuple[list[Message], list[Event]]:
     return messages, events
 
 
-def not_connected(last_error: Optional[Event], closed: Event) -> ZerorelayError:
-    """Why a client closed before its first welcome: the server's refusal
-    (`Unauthorized`, ...) when it sent one, else `ConnectionFailed`."""
-    if last_error is not None and last_error.code:
-        return error_for(last_error.code, last_error.message or closed.reason or "")
+def not_connected(closed: Event) -> ZerorelayError:
+    """Why a client closed before its first welcome: the relay's refusal
+    (`Unauthorized`, ...), the code the engine put on the ``closed`` event,
+    else `ConnectionFailed`."""
+    if closed.code:
+        return error_for(closed.code, closed.reason or "")
     return error_for("connection", closed.reason or "the client closed before connecting")
 
 

@@ -106,7 +106,7 @@ class Event:
     delay: float = 0.0  # reconnecting, seconds
     from_seq: int = 0  # loss
     to_seq: int = 0  # loss
-    code: Optional[str] = None  # error
+    code: Optional[str] = None  # error; closed, when the relay refused the connection
     message: Optional[str] = None  # error
     groups: tuple[str, ...] = ()  # rejoined
     seq: Optional[int] = None  # error about one message (code "undecodable")
@@ -132,7 +132,7 @@ class Event:
             delay=float(d.get("delay_ms", 0)) / 1000.0,
             from_seq=int(d.get("from_seq", 0)),
             to_seq=int(d.get("to_seq", 0)),
-            code=d.get("code") if t == "error" else None,
+            code=d.get("code") if t in ("error", "closed") else None,
             message=d.get("message"),
             groups=tuple(d.get("groups", ())),
             seq=d.get("seq") if t == "error" else None,

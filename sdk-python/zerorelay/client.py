@@ -54,7 +54,6 @@ class Client:
         self._closing = False
         self._welcome: asyncio.Future[None] = loop.create_future()
         self._welcome.add_done_callback(_retrieve)
-        self._last_error: Optional[Event] = None
         self._pump_task = loop.create_task(self._pump())
         _common.track(self)
 
@@ -134,10 +133,8 @@ class Client:
         if not self._welcome.done():
             if e.type == "connected":
                 self._welcome.set_result(None)
-            elif e.type == "error":
-                self._last_error = e
             elif e.type == "closed":
-                self._welcome.set_exception(_common.not_connected(self._last_error, e))
+                self._welcome.set_exception(_common.not_connected(e))
         self._dispatcher.dispatch(e)
         try:
             self._events.put_nowait(e)

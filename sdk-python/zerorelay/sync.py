@@ -42,7 +42,6 @@ class Client:
         self._dispatcher = _common.Dispatcher(None)
         for event_type, fn in (on or {}).items():
             self._dispatcher.add(event_type, fn)
-        self._last_error: Optional[Event] = None
         self._connected = False
         self._refused: Optional[Event] = None
         _common.track(self)
@@ -113,8 +112,6 @@ class Client:
     def _on_event(self, e: Event) -> None:
         if e.type == "connected":
             self._connected = True
-        elif e.type == "error":
-            self._last_error = e
         elif e.type == "closed" and not self._connected:
             self._refused = e
         self._dispatcher.dispatch(e)
@@ -168,7 +165,7 @@ class Client:
             while not self._connected:
                 if self._refused is not None:
                     self.close()
-                    raise _common.not_connected(self._last_error, self._refused)
+                    raise _common.not_connected(self._refused)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.close()
@@ -178,9 +175,7 @@ class Client:
                 text = self._native.next_batch_blocking(_common.BATCH, int(left * 1000) + 1)
                 if text is None:
                     self._ended = True
-                    raise _common.not_connected(
-                        self._last_error, self._refused or Event("closed", reason="closed")
-                    )
+                    raise _common.not_connected(self._refused or Event("closed", reason="closed"))
                 messages, events = _common.split_batch(text)
                 for e in events:
                     self._on_event(e)

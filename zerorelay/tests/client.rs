@@ -187,9 +187,16 @@ async fn an_auth_refusal_fails_connect_with_the_servers_reason() {
     o.token = Some("bad".into());
     let e = Client::connect(&s.url(), o).await.unwrap_err();
     assert!(
-        matches!(&e, ClientError::Connection(m) if m.contains("unauthorized")),
+        matches!(
+            &e,
+            ClientError::Server {
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        ),
         "{e}"
     );
+    assert_eq!(e.code(), "unauthorized");
     let mut o = opts("ignored");
     o.token = Some("good".into());
     let (c, mut ev) = Client::connect(&s.url(), o).await.unwrap();

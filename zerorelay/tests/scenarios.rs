@@ -249,9 +249,18 @@ impl Run {
             None
         };
         let url = net.as_ref().map_or_else(|| self.server.url(), Proxy::url);
-        let (client, mut events) = Client::connect_with(&url, opts, provider)
-            .await
-            .map_err(|e| format!("connect failed: {}: {e}", e.code()))?;
+        let connected = Client::connect_with(&url, opts, provider).await;
+        if step.get("error").is_some() {
+            // A connect that must fail: no client is kept.
+            return check(
+                step,
+                connected
+                    .map(|_| Value::Null)
+                    .map_err(|e| e.code().to_owned()),
+            );
+        }
+        let (client, mut events) =
+            connected.map_err(|e| format!("connect failed: {}: {e}", e.code()))?;
         let l = log.clone();
         let reader = tokio::spawn(async move {
             while let Some(e) = events.recv().await {

@@ -26,6 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::engine::{Engine, Output, Reply, Request, RequestToken, Retry, Snapshot};
 use super::options::ClientOptions;
 use super::{ClientError, Event};
+use crate::error::ErrorCode;
 use crate::protocol::Target;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -74,6 +75,7 @@ pub struct Client {
     status: watch::Receiver<Status>,
     close_now: Arc<tokio::sync::Notify>,
     last_failure: Arc<parking_lot::Mutex<Option<String>>>,
+    refused: Arc<parking_lot::Mutex<Option<ErrorCode>>>,
 }
 
 /// The client's events, in order. Messages are delivered exactly once.
@@ -101,8 +103,13 @@ impl Events {
 
 impl Client {
     /// Connects and waits until the first `welcome` (retrying within
-    /// `connect_timeout_ms` as the reconnect policy allows). Fails with the
-    /// server's reason when it refuses for good.
+    /// `connect_timeout_ms` as the reconnect policy allows).
+    ///
+    /// When the relay refuses for good (an `error` frame in the handshake,
+    /// or a close code that stands for one, like 4001) it fails with
+    /// [`ClientError::Server`] and that protocol code (`unauthorized`,
+    /// `forbidden`, ...); a transport failure (nothing listening, TLS, no
+    /// welcome in time) is [`ClientError::Connection`].
     pub async fn connect(
         url: &str,
         options: ClientOptions,
@@ -123,7 +130,15 @@ impl Client {
             loop {
                 match &*status.borrow_and_update() {
                     Status::Connected(_) => return Ok(()),
-                    Status::Closed(reason) => return Err(ClientError::Connection(reason.clone())),
+                    Status::Closed(reason) => {
+                        return Err(match *client.refused.lock() {
+                            Some(code) => ClientError::Server {
+                                code,
+                                message: reason.clone(),
+                            },
+                            None => ClientError::Connection(reason.clone()),
+                        })
+                    }
                     Status::Connecting => {}
                 }
                 if status.changed().await.is_err() {
@@ -180,6 +195,7 @@ impl Client {
         let (status_tx, status_rx) = watch::channel(Status::Connecting);
         let close_now = Arc::new(tokio::sync::Notify::new());
         let last_failure = Arc::new(parking_lot::Mutex::new(None));
+        let refused = Arc::new(parking_lot::Mutex::new(None));
         let driver = Driver {
             engine,
             url: url.to_owned(),
@@ -194,6 +210,7 @@ impl Client {
             close_now: close_now.clone(),
             closing: false,
             last_failure: last_failure.clone(),
+            refused: refused.clone(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok((
@@ -203,6 +220,7 @@ impl Client {
                 status: status_rx,
                 close_now,
                 last_failure,
+                refused,
             },
             Events { rx: ev_rx },
         ))
@@ -450,6 +468,9 @@ struct Driver {
     /// Why the last connection attempt or connection ended, for the error
     /// of a `connect` that runs out of time.
     last_failure: Arc<parking_lot::Mutex<Option<String>>>,
+    /// The protocol code the relay refused with when it closed the client
+    /// for good (set before the status turns `Closed`), for `connect`.
+    refused: Arc<parking_lot::Mutex<Option<ErrorCode>>>,
 }
 
 impl Driver {
@@ -642,8 +663,9 @@ impl Driver {
                                 "The server dropped messages for this client."
                             );
                         }
-                        Event::Closed { reason } => {
-                            tracing::info!(url = %self.url, reason, "The client is closed.");
+                        Event::Closed { reason, code } => {
+                            tracing::info!(url = %self.url, reason, ?code, "The client is closed.");
+                            *self.refused.lock() = code.as_deref().and_then(ErrorCode::parse);
                             self.status.send_replace(Status::Closed(reason.clone()));
                         }
                         _ => {}

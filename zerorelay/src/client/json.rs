@@ -225,6 +225,7 @@ mod tests {
             },
             Event::Closed {
                 reason: "bye".into(),
+                code: None,
             },
         ];
         assert_eq!(

@@ -217,5 +217,12 @@ pub enum Event {
     Closed {
         /// Why.
         reason: String,
+        /// When the relay refused the last connection (an `error` frame in
+        /// the handshake, or a close code that stands for one, like 4001):
+        /// that protocol code, for example `unauthorized`. `None` for a
+        /// transport failure, a close by the application, or a session the
+        /// relay ended without refusing it (kicked, taken over, ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
 }

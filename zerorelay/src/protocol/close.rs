@@ -1,5 +1,7 @@
 //! WebSocket close codes used by the relay (protocol v1).
 
+use crate::error::ErrorCode;
+
 /// The client closed cleanly; its session ends at once.
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down.
@@ -54,6 +56,24 @@ pub fn is_retryable(code: u16) -> bool {
             | REVOKED
             | TAKEN_OVER
     )
+}
+
+/// The protocol error code a close code stands for when it ends a
+/// connection the relay refused (`docs/PROTOCOL.md` §3 and §18), for a
+/// client that got no `error` frame before it: 4000 `bad_request`, 4001
+/// and 4003 `unauthorized`, 1008 `rate_limited`, 1009 `too_large`, 1011
+/// `internal`, 1013 `limit_exceeded`. The others (a shutdown, a timeout, a
+/// kick, a take-over, ...) are not refusals and have none.
+pub fn error_code(code: u16) -> Option<ErrorCode> {
+    Some(match code {
+        BAD_HELLO => ErrorCode::BadRequest,
+        AUTH_FAILED | TOKEN_EXPIRED => ErrorCode::Unauthorized,
+        POLICY => ErrorCode::RateLimited,
+        TOO_BIG => ErrorCode::TooLarge,
+        INTERNAL => ErrorCode::Internal,
+        TRY_AGAIN_LATER => ErrorCode::LimitExceeded,
+        _ => return None,
+    })
 }
 
 /// Every close code the relay uses, with its name in `tests/vectors/codes.json`.
