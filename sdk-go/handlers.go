@@ -47,7 +47,7 @@ type ServerOptions struct {
 	// code (ErrForbidden's "forbidden", "not_found", …) reaches the client
 	// as that code and message; any other error, a panic, or a result that
 	// is not JSON becomes internal and is logged. A call slower than
-	// RPCTimeout fails with internal.
+	// limits.rpc_timeout_ms (30 s by default) fails with internal.
 	RPC map[string]RPCHandler
 
 	// Validate maps group patterns ("chat-*") to validators, run on every
@@ -59,8 +59,6 @@ type ServerOptions struct {
 
 	// AuthTimeout bounds Authenticate (default 10 s).
 	AuthTimeout time.Duration
-	// RPCTimeout bounds an RPC handler (default 30 s).
-	RPCTimeout time.Duration
 	// CallQueue bounds how many calls may wait for the pulling goroutine
 	// (default 1,024); past it a call fails at once, as a failed handler.
 	CallQueue int
@@ -126,8 +124,8 @@ type RPCCall struct {
 }
 
 // RPCHandler answers an RPC method (see ServerOptions). Its context is
-// cancelled when the relay stops waiting (RPCTimeout, or the server
-// closing).
+// cancelled when the relay stops waiting (limits.rpc_timeout_ms, or the
+// server closing).
 type RPCHandler func(ctx context.Context, call RPCCall) (json.RawMessage, error)
 
 // ValidateRequest is a payload a Validator is shown, and who sent it.
@@ -187,9 +185,6 @@ func (o *ServerOptions) handlerSpec() (string, bool) {
 	}
 	if o.AuthTimeout > 0 {
 		spec["auth_timeout_ms"] = atLeastOneMs(o.AuthTimeout)
-	}
-	if o.RPCTimeout > 0 {
-		spec["rpc_timeout_ms"] = atLeastOneMs(o.RPCTimeout)
 	}
 	if o.CallQueue > 0 {
 		spec["queue"] = o.CallQueue

@@ -339,7 +339,7 @@ func TestHandlersThatNeverAnswerTimeOutWithTheRelaysCodeAndLeaveNothingPending(t
 	s := startWith(t, zerorelay.ServerOptions{
 		// Long enough for the handlers that do answer on a loaded machine;
 		// the hung ones run at once, so the test waits about one of them.
-		Config: map[string]any{"limits": map[string]any{"authorize_timeout_ms": 2000, "validate_timeout_ms": 2000}},
+		Config: map[string]any{"limits": map[string]any{"authorize_timeout_ms": 2000, "validate_timeout_ms": 2000, "rpc_timeout_ms": 2000}},
 		Authenticate: func(ctx context.Context, req zerorelay.AuthRequest) (zerorelay.Identity, error) {
 			if req.Token == "slow" {
 				hang(ctx, "auth")
@@ -348,7 +348,6 @@ func TestHandlersThatNeverAnswerTimeOutWithTheRelaysCodeAndLeaveNothingPending(t
 			return zerorelay.Identity{User: req.Token}, nil
 		},
 		AuthTimeout: 2 * time.Second,
-		RPCTimeout:  2 * time.Second,
 		Authorize: func(ctx context.Context, req zerorelay.AuthorizeRequest) error {
 			if req.Action == "join" && req.Resource == "slow" {
 				hang(ctx, "authorize")

@@ -91,8 +91,7 @@ void zr_string_free(char *s);
 // `handlers_json` (null or empty: none):
 //
 // `{"auth":true, "authorize":true, "rpc":["method",…],
-//   "validate":["chat-*",…], "auth_timeout_ms":10000,
-//   "rpc_timeout_ms":30000, "queue":1024}`
+//   "validate":["chat-*",…], "auth_timeout_ms":10000, "queue":1024}`
 //
 // Each time the relay asks a handler, a call is queued for
 // `zr_server_next_calls`; answer it with `zr_server_answer`. A call that
@@ -100,7 +99,7 @@ void zr_string_free(char *s);
 // after `auth_timeout_ms` (10 s by default; the connection is refused with
 // `unauthorized`), the authorizer after `limits.authorize_timeout_ms` and
 // a validation hook after `limits.validate_timeout_ms` (the request fails
-// with `internal`), an RPC handler after `rpc_timeout_ms` (30 s by
+// with `internal`), an RPC handler after `limits.rpc_timeout_ms` (30 s by
 // default; `internal`). At most `queue` calls (1,024 by default) wait to
 // be pulled; past that a call fails at once as a failed handler does.
 //

@@ -314,7 +314,11 @@ export type ValidateVerdict =
 export interface ServerOptions {
   /** Decides who connects: a user name, `{ user, expiresInMs, roles }`, true (anonymous), or null/false to refuse. */
   auth?: (credentials: Credentials) => AuthAnswer | Promise<AuthAnswer>
-  /** RPC methods; throw a ZerorelayError with a protocol code to refuse. */
+  /**
+   * RPC methods; throw a ZerorelayError with a protocol code to refuse. A
+   * handler that has not answered within `limits.rpc_timeout_ms` (default
+   * 30000) fails that call with `internal`.
+   */
   rpc?: Record<string, (data: any, context: RpcContext) => unknown>
   /**
    * Asked about every join, publish, send, broadcast and rpc that the roles

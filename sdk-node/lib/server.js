@@ -173,7 +173,9 @@ class Server extends EventEmitter {
    * connection gets `auth.default_roles`). With `tls.cert_file` and
    * `tls.key_file` the relay serves `wss://` (see `url`).
    * `options.rpc` maps method names to `async (data, { session, user })`
-   * handlers; throw a `ZerorelayError` with a protocol code to refuse.
+   * handlers; throw a `ZerorelayError` with a protocol code to refuse. A
+   * handler that has not answered within `limits.rpc_timeout_ms` (30000 by
+   * default) fails that call with `internal`.
    * `options.authorize({ action, resource, user, roles, claims })` is asked
    * about every join, publish, send, broadcast and rpc the roles allowed:
    * return true or nothing to allow, false or a message to refuse

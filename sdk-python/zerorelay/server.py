@@ -54,7 +54,8 @@ RpcHandler = Callable[[RpcContext, Any], Any]
 """An rpc method: gets the caller and the decoded argument, returns any
 JSON-serializable value (or an awaitable of one). Raising a `ZerorelayError`
 (say `NotFound`) answers the caller with that code; any other exception is
-``internal``."""
+``internal``, and so is no answer within ``limits.rpc_timeout_ms`` (30000 by
+default)."""
 
 AuthorizeResult = Union[None, bool, str]
 """What an ``authorize`` hook returns: ``None`` or ``True`` lets the request

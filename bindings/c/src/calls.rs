@@ -57,9 +57,6 @@ struct Spec {
     /// How long the auth callback may take.
     #[serde(default)]
     auth_timeout_ms: Option<u64>,
-    /// How long an RPC handler may take.
-    #[serde(default)]
-    rpc_timeout_ms: Option<u64>,
     /// How many calls may wait to be pulled.
     #[serde(default)]
     queue: Option<usize>,
@@ -67,9 +64,6 @@ struct Spec {
 
 /// Calls waiting to be pulled, by default.
 const DEFAULT_QUEUE: usize = 1024;
-/// How long an RPC handler may take, by default (the core has no RPC
-/// timeout of its own: it waits for a handler as long as it takes).
-const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The calls of one server: queued, pulled, answered.
 pub(crate) struct Calls {
@@ -307,7 +301,6 @@ async fn call_rpc(
     method: String,
     ctx: RpcContext,
     data: serde_json::Value,
-    timeout: Duration,
 ) -> RpcResult {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -332,18 +325,12 @@ async fn call_rpc(
         tracing::warn!(method = %method, error = %why, "An RPC handler failed; the call fails with internal.");
         ProtocolError::new(ErrorCode::Internal, "the rpc handler failed")
     };
-    let asked = calls.ask("rpc", String::new(), call.to_string());
-    let text = match tokio::time::timeout(timeout, asked).await {
-        Ok(Ok(text)) => text,
-        Ok(Err(why)) => return Err(failed(why)),
-        Err(_) => {
-            tracing::warn!(method = %method, timeout_ms = timeout.as_millis() as u64, "An RPC handler did not answer in time; the call fails with internal.");
-            return Err(ProtocolError::new(
-                ErrorCode::Internal,
-                "the rpc handler did not answer in time",
-            ));
-        }
-    };
+    // The relay bounds the call (`limits.rpc_timeout_ms`): when it gives
+    // up, this future is dropped and the call is cancelled.
+    let text = calls
+        .ask("rpc", String::new(), call.to_string())
+        .await
+        .map_err(failed)?;
     let r: Reply =
         serde_json::from_str(&text).map_err(|e| failed(format!("it answered {text:?}: {e}")))?;
     match r.error {
@@ -386,14 +373,11 @@ fn with_handlers(
             String::new(),
         )));
     }
-    let rpc_timeout = spec
-        .rpc_timeout_ms
-        .map_or(DEFAULT_RPC_TIMEOUT, Duration::from_millis);
     for method in spec.rpc {
         let calls = calls.clone();
         let name = method.clone();
         builder = builder.rpc(method, move |ctx, data| {
-            call_rpc(calls.clone(), name.clone(), ctx, data, rpc_timeout)
+            call_rpc(calls.clone(), name.clone(), ctx, data)
         });
     }
     for pattern in spec.validate {
@@ -411,8 +395,7 @@ fn with_handlers(
 /// `handlers_json` (null or empty: none):
 ///
 /// `{"auth":true, "authorize":true, "rpc":["method",…],
-///   "validate":["chat-*",…], "auth_timeout_ms":10000,
-///   "rpc_timeout_ms":30000, "queue":1024}`
+///   "validate":["chat-*",…], "auth_timeout_ms":10000, "queue":1024}`
 ///
 /// Each time the relay asks a handler, a call is queued for
 /// `zr_server_next_calls`; answer it with `zr_server_answer`. A call that
@@ -420,7 +403,7 @@ fn with_handlers(
 /// after `auth_timeout_ms` (10 s by default; the connection is refused with
 /// `unauthorized`), the authorizer after `limits.authorize_timeout_ms` and
 /// a validation hook after `limits.validate_timeout_ms` (the request fails
-/// with `internal`), an RPC handler after `rpc_timeout_ms` (30 s by
+/// with `internal`), an RPC handler after `limits.rpc_timeout_ms` (30 s by
 /// default; `internal`). At most `queue` calls (1,024 by default) wait to
 /// be pulled; past that a call fails at once as a failed handler does.
 ///

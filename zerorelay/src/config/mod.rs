@@ -365,6 +365,10 @@ pub struct LimitsConfig {
     /// How long the host's asynchronous authorizer may take before the
     /// request fails with `internal`.
     pub authorize_timeout_ms: u64,
+    /// How long a host RPC handler may take before the call fails with
+    /// `internal` (the handler's future is dropped; the connection's other
+    /// requests, and other clients, do not wait for it).
+    pub rpc_timeout_ms: u64,
     /// Read buffer per connection, and the most one read takes from the
     /// socket. It grows for a larger frame. Small by default: every idle
     /// connection keeps one, and each read clears it first (protocol v1's
@@ -394,6 +398,7 @@ impl Default for LimitsConfig {
             large_group: 10_000,
             validate_timeout_ms: 1_000,
             authorize_timeout_ms: 1_000,
+            rpc_timeout_ms: 30_000,
             read_buffer_bytes: 512,
             write_buffer_bytes: 16 << 10,
         }
@@ -598,6 +603,7 @@ impl Config {
             1,
             60_000,
         )?;
+        range("limits.rpc_timeout_ms", l.rpc_timeout_ms, 1, 3_600_000)?;
         for o in &s.allowed_origins {
             if o.is_empty() || o.ends_with('/') || !o.contains("://") {
                 return Err(Error::Config(format!(

@@ -501,8 +501,10 @@ where
         });
     }
 
-    /// The handler's future; with a host authorizer, the handler starts
-    /// only once it allowed the call (within `limits.authorize_timeout_ms`).
+    /// The handler's future, which fails with `internal` when the handler
+    /// takes longer than `limits.rpc_timeout_ms`; with a host authorizer,
+    /// the handler starts only once it allowed the call (within
+    /// `limits.authorize_timeout_ms`).
     fn rpc_call(
         &self,
         method: &str,
@@ -511,11 +513,13 @@ where
     ) -> crate::auth::BoxFuture<'static, super::RpcResult> {
         let shared = self.shared.clone();
         let method = method.to_owned();
+        let rpc_limit = Duration::from_millis(self.live.limits.rpc_timeout_ms);
         let Some(authorizer) = shared.authorizer.clone() else {
-            return shared
+            let call = shared
                 .rpc
                 .call(&method, ctx, arg)
                 .expect("the method was found");
+            return Box::pin(super::rpc::within(rpc_limit, method, call));
         };
         let identity = self.identity.clone();
         let limit = Duration::from_millis(self.live.limits.authorize_timeout_ms);
@@ -534,7 +538,7 @@ where
                 .rpc
                 .call(&method, ctx, arg)
                 .expect("the method was found");
-            call.await
+            super::rpc::within(rpc_limit, method, call).await
         })
     }
 

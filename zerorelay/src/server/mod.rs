@@ -121,7 +121,9 @@ impl RelayBuilder {
         self
     }
 
-    /// Registers an RPC method.
+    /// Registers an RPC method. A call its handler has not answered within
+    /// `limits.rpc_timeout_ms` fails with `internal` (the handler's future
+    /// is dropped).
     pub fn rpc<F, Fut>(mut self, method: impl Into<String>, f: F) -> Self
     where
         F: Fn(RpcContext, serde_json::Value) -> Fut + Send + Sync + 'static,

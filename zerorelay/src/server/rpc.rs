@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::auth::BoxFuture;
-use crate::error::ProtocolError;
+use crate::error::{ErrorCode, ProtocolError};
 
 /// Who is calling an RPC method.
 #[derive(Debug, Clone)]
@@ -59,5 +60,26 @@ impl RpcRegistry {
     /// Registered method names.
     pub fn methods(&self) -> impl Iterator<Item = &str> {
         self.methods.keys().map(String::as_str)
+    }
+}
+
+/// Runs a handler's call for at most `limit` (`limits.rpc_timeout_ms`):
+/// a handler that has not answered by then is dropped and the call fails
+/// with `internal`, as the authorizer and validation hooks do when they
+/// take too long.
+pub(crate) async fn within(
+    limit: Duration,
+    method: String,
+    call: BoxFuture<'static, RpcResult>,
+) -> RpcResult {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(method, timeout_ms = limit.as_millis() as u64, "An rpc handler did not answer within limits.rpc_timeout_ms; the call failed with internal.");
+            Err(ProtocolError::new(
+                ErrorCode::Internal,
+                "the rpc handler did not answer in time (limits.rpc_timeout_ms)",
+            ))
+        }
     }
 }
