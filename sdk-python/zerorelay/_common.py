@@ -108,7 +108,8 @@ def text(value: object, what: str) -> str:
 
 
 def flag(value: object, what: str) -> bool:
-    """A true-or-false argument (`echo`): another type is an `InvalidArgument`."""
+    """A true-or-false argument (`echo`, `resend`): another type is an
+    `InvalidArgument`."""
     if not isinstance(value, bool):
         raise InvalidArgument(f"`{what}` must be true or false")
     return value

@@ -74,28 +74,46 @@ class Client:
         """Leaves a group."""
         await self._native.leave(text(group, "group"))
 
-    async def publish(self, group: str, data: Any, *, echo: bool = False) -> None:
+    async def publish(
+        self, group: str, data: Any, *, echo: bool = False, resend: bool = False
+    ) -> None:
         """Publishes `data` (any JSON-serializable value) to a group's members
-        (to this session too when `echo` and it is a member)."""
-        await self._native.publish(text(group, "group"), dumps(data), flag(echo, "echo"))
+        (to this session too when `echo` and it is a member).
+
+        If the relay loses the session after the request may have been
+        routed, it fails with `UnknownOutcome` (it may or may not have been
+        delivered); with `resend=True` it is sent again in the new session
+        instead, for requests that are idempotent or whose duplicate is
+        acceptable. `send`, `broadcast` and `rpc` take `resend` too."""
+        await self._native.publish(
+            text(group, "group"), dumps(data), flag(echo, "echo"), flag(resend, "resend")
+        )
 
     async def send(
-        self, data: Any = None, *, to: Optional[str] = None, session: Optional[str] = None
+        self,
+        data: Any = None,
+        *,
+        to: Optional[str] = None,
+        session: Optional[str] = None,
+        resend: bool = False,
     ) -> None:
-        """Sends `data` to every session of user `to`, or to one `session`."""
+        """Sends `data` to every session of user `to`, or to one `session`
+        (`resend`: see `publish`)."""
         to_user, name = _common.send_target(to, session)
         if to_user:
-            await self._native.send_to_user(name, dumps(data))
+            await self._native.send_to_user(name, dumps(data), flag(resend, "resend"))
         else:
-            await self._native.send_to_session(name, dumps(data))
+            await self._native.send_to_session(name, dumps(data), flag(resend, "resend"))
 
-    async def broadcast(self, data: Any, *, echo: bool = False) -> None:
-        """Sends `data` to every session on the server."""
-        await self._native.broadcast(dumps(data), flag(echo, "echo"))
+    async def broadcast(self, data: Any, *, echo: bool = False, resend: bool = False) -> None:
+        """Sends `data` to every session on the server (`resend`: see
+        `publish`)."""
+        await self._native.broadcast(dumps(data), flag(echo, "echo"), flag(resend, "resend"))
 
-    async def rpc(self, method: str, data: Any = None) -> Any:
-        """Calls a method the host registered; returns its decoded result."""
-        result = await self._native.rpc(text(method, "method"), dumps(data))
+    async def rpc(self, method: str, data: Any = None, *, resend: bool = False) -> Any:
+        """Calls a method the host registered; returns its decoded result
+        (`resend`: see `publish`; the handler may then see the call twice)."""
+        result = await self._native.rpc(text(method, "method"), dumps(data), flag(resend, "resend"))
         return None if result is None else json.loads(result)
 
     # --- messages ---------------------------------------------------------

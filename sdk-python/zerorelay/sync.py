@@ -61,27 +61,41 @@ class Client:
         """Leaves a group."""
         self._native.leave_blocking(text(group, "group"))
 
-    def publish(self, group: str, data: Any, *, echo: bool = False) -> None:
-        """Publishes `data` to a group's members."""
-        self._native.publish_blocking(text(group, "group"), dumps(data), flag(echo, "echo"))
+    def publish(self, group: str, data: Any, *, echo: bool = False, resend: bool = False) -> None:
+        """Publishes `data` to a group's members (`resend`: re-sent after a
+        lost session instead of failing with `UnknownOutcome`; see
+        `zerorelay.Client.publish`)."""
+        self._native.publish_blocking(
+            text(group, "group"), dumps(data), flag(echo, "echo"), flag(resend, "resend")
+        )
 
     def send(
-        self, data: Any = None, *, to: Optional[str] = None, session: Optional[str] = None
+        self,
+        data: Any = None,
+        *,
+        to: Optional[str] = None,
+        session: Optional[str] = None,
+        resend: bool = False,
     ) -> None:
-        """Sends `data` to every session of user `to`, or to one `session`."""
+        """Sends `data` to every session of user `to`, or to one `session`
+        (`resend`: see `publish`)."""
         to_user, name = _common.send_target(to, session)
         if to_user:
-            self._native.send_to_user_blocking(name, dumps(data))
+            self._native.send_to_user_blocking(name, dumps(data), flag(resend, "resend"))
         else:
-            self._native.send_to_session_blocking(name, dumps(data))
+            self._native.send_to_session_blocking(name, dumps(data), flag(resend, "resend"))
 
-    def broadcast(self, data: Any, *, echo: bool = False) -> None:
-        """Sends `data` to every session on the server."""
-        self._native.broadcast_blocking(dumps(data), flag(echo, "echo"))
+    def broadcast(self, data: Any, *, echo: bool = False, resend: bool = False) -> None:
+        """Sends `data` to every session on the server (`resend`: see
+        `publish`)."""
+        self._native.broadcast_blocking(dumps(data), flag(echo, "echo"), flag(resend, "resend"))
 
-    def rpc(self, method: str, data: Any = None) -> Any:
-        """Calls a host method; returns its decoded result."""
-        result = self._native.rpc_blocking(text(method, "method"), dumps(data))
+    def rpc(self, method: str, data: Any = None, *, resend: bool = False) -> Any:
+        """Calls a host method; returns its decoded result (`resend`: see
+        `publish`)."""
+        result = self._native.rpc_blocking(
+            text(method, "method"), dumps(data), flag(resend, "resend")
+        )
         return None if result is None else json.loads(result)
 
     # --- messages and events ----------------------------------------------

@@ -12,7 +12,7 @@ use pyo3::IntoPyObjectExt;
 use zerorelay::client::json::events_to_json_array;
 use zerorelay::client::{
     Client as Engine, ClientError, ClientOptions, Event, Events, PendingReply, Reply, Request,
-    Status, TokenProvider,
+    Retry, Status, TokenProvider,
 };
 use zerorelay::protocol::Target;
 
@@ -138,23 +138,46 @@ impl Client {
     }
 
     /// Hands a request to the engine (in call order) and returns its answer.
-    fn submit_now(&self, req: Request) -> PyResult<PendingReply> {
+    fn submit_now(&self, req: Request, retry: Retry) -> PyResult<PendingReply> {
         self.check()?;
-        self.engine.submit_now(req).map_err(error::client)
+        self.engine
+            .submit_now_with(req, retry)
+            .map_err(error::client)
     }
 
     /// An awaitable of a request's answer: `None`, or a result as JSON
     /// text. Cancelling the awaitable cancels the request.
-    fn submit<'py>(&self, py: Python<'py>, req: Request) -> PyResult<Bound<'py, PyAny>> {
-        let pending = self.submit_now(req)?;
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        req: Request,
+        retry: Retry,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pending = self.submit_now(req, retry)?;
         runtime::future_into_py(py, async move { Ok(Answer(pending.await)) })
     }
 
     /// [`Client::submit`], blocking until the answer (GIL released;
     /// Ctrl-C cancels the request).
-    fn submit_blocking(&self, py: Python<'_>, req: Request) -> PyResult<Option<String>> {
-        let pending = self.submit_now(req)?;
+    fn submit_blocking(
+        &self,
+        py: Python<'_>,
+        req: Request,
+        retry: Retry,
+    ) -> PyResult<Option<String>> {
+        let pending = self.submit_now(req, retry)?;
         reply(runtime::block_on(py, pending)?)
+    }
+}
+
+/// The `resend` flag of publish, broadcast, send and rpc as the engine's
+/// [`Retry`]: re-send the request if the session is lost after it may have
+/// been routed, instead of failing it with `unknown_outcome`.
+fn retry(resend: bool) -> Retry {
+    if resend {
+        Retry::Resend
+    } else {
+        Retry::AtMostOnce
     }
 }
 
@@ -183,7 +206,8 @@ impl Client {
     // Requests. Each returns an awaitable of its answer (`None`, or for
     // `presence` and `rpc` the result as JSON text) and has a `_blocking`
     // twin that waits with the GIL released. Requests are sent in call
-    // order; cancelling the awaitable cancels the request.
+    // order; cancelling the awaitable cancels the request. `resend`
+    // (publish, broadcast, send, rpc) chooses `Retry::Resend`.
 
     /// Joins a group (with `presence`, also presence notices).
     fn join<'py>(
@@ -192,7 +216,7 @@ impl Client {
         group: String,
         presence: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.submit(py, Request::Join { group, presence })
+        self.submit(py, Request::Join { group, presence }, Retry::default())
     }
 
     /// [`Client::join`], blocking.
@@ -202,27 +226,27 @@ impl Client {
         group: String,
         presence: bool,
     ) -> PyResult<Option<String>> {
-        self.submit_blocking(py, Request::Join { group, presence })
+        self.submit_blocking(py, Request::Join { group, presence }, Retry::default())
     }
 
     /// Leaves a group.
     fn leave<'py>(&self, py: Python<'py>, group: String) -> PyResult<Bound<'py, PyAny>> {
-        self.submit(py, Request::Leave { group })
+        self.submit(py, Request::Leave { group }, Retry::default())
     }
 
     /// [`Client::leave`], blocking.
     fn leave_blocking(&self, py: Python<'_>, group: String) -> PyResult<Option<String>> {
-        self.submit_blocking(py, Request::Leave { group })
+        self.submit_blocking(py, Request::Leave { group }, Retry::default())
     }
 
     /// Who is in a group; the answer is the list as JSON text.
     fn presence<'py>(&self, py: Python<'py>, group: String) -> PyResult<Bound<'py, PyAny>> {
-        self.submit(py, Request::Presence { group })
+        self.submit(py, Request::Presence { group }, Retry::default())
     }
 
     /// [`Client::presence`], blocking.
     fn presence_blocking(&self, py: Python<'_>, group: String) -> PyResult<Option<String>> {
-        self.submit_blocking(py, Request::Presence { group })
+        self.submit_blocking(py, Request::Presence { group }, Retry::default())
     }
 
     /// Publishes JSON `data_json` to a group (to this session too when
@@ -233,6 +257,7 @@ impl Client {
         group: String,
         data_json: String,
         echo: bool,
+        resend: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.submit(
             py,
@@ -241,6 +266,7 @@ impl Client {
                 data: json_arg(data_json, "data")?,
                 echo,
             },
+            retry(resend),
         )
     }
 
@@ -251,6 +277,7 @@ impl Client {
         group: String,
         data_json: String,
         echo: bool,
+        resend: bool,
     ) -> PyResult<Option<String>> {
         self.submit_blocking(
             py,
@@ -259,6 +286,7 @@ impl Client {
                 data: json_arg(data_json, "data")?,
                 echo,
             },
+            retry(resend),
         )
     }
 
@@ -269,6 +297,7 @@ impl Client {
         py: Python<'py>,
         data_json: String,
         echo: bool,
+        resend: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.submit(
             py,
@@ -276,6 +305,7 @@ impl Client {
                 data: json_arg(data_json, "data")?,
                 echo,
             },
+            retry(resend),
         )
     }
 
@@ -285,6 +315,7 @@ impl Client {
         py: Python<'_>,
         data_json: String,
         echo: bool,
+        resend: bool,
     ) -> PyResult<Option<String>> {
         self.submit_blocking(
             py,
@@ -292,6 +323,7 @@ impl Client {
                 data: json_arg(data_json, "data")?,
                 echo,
             },
+            retry(resend),
         )
     }
 
@@ -301,6 +333,7 @@ impl Client {
         py: Python<'py>,
         user: String,
         data_json: String,
+        resend: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.submit(
             py,
@@ -308,6 +341,7 @@ impl Client {
                 target: Target::User(user),
                 data: json_arg(data_json, "data")?,
             },
+            retry(resend),
         )
     }
 
@@ -317,6 +351,7 @@ impl Client {
         py: Python<'_>,
         user: String,
         data_json: String,
+        resend: bool,
     ) -> PyResult<Option<String>> {
         self.submit_blocking(
             py,
@@ -324,6 +359,7 @@ impl Client {
                 target: Target::User(user),
                 data: json_arg(data_json, "data")?,
             },
+            retry(resend),
         )
     }
 
@@ -333,6 +369,7 @@ impl Client {
         py: Python<'py>,
         session: String,
         data_json: String,
+        resend: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.submit(
             py,
@@ -340,6 +377,7 @@ impl Client {
                 target: Target::Session(session),
                 data: json_arg(data_json, "data")?,
             },
+            retry(resend),
         )
     }
 
@@ -349,6 +387,7 @@ impl Client {
         py: Python<'_>,
         session: String,
         data_json: String,
+        resend: bool,
     ) -> PyResult<Option<String>> {
         self.submit_blocking(
             py,
@@ -356,17 +395,19 @@ impl Client {
                 target: Target::Session(session),
                 data: json_arg(data_json, "data")?,
             },
+            retry(resend),
         )
     }
 
     /// Calls a host method with JSON `data_json` (`None`: no argument); the
     /// answer is its result as JSON text.
-    #[pyo3(signature = (method, data_json=None))]
+    #[pyo3(signature = (method, data_json=None, resend=false))]
     fn rpc<'py>(
         &self,
         py: Python<'py>,
         method: String,
         data_json: Option<String>,
+        resend: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.submit(
             py,
@@ -374,16 +415,18 @@ impl Client {
                 method,
                 data: data_json.map(|d| json_arg(d, "data")).transpose()?,
             },
+            retry(resend),
         )
     }
 
     /// [`Client::rpc`], blocking.
-    #[pyo3(signature = (method, data_json=None))]
+    #[pyo3(signature = (method, data_json=None, resend=false))]
     fn rpc_blocking(
         &self,
         py: Python<'_>,
         method: String,
         data_json: Option<String>,
+        resend: bool,
     ) -> PyResult<Option<String>> {
         self.submit_blocking(
             py,
@@ -391,6 +434,7 @@ impl Client {
                 method,
                 data: data_json.map(|d| json_arg(d, "data")).transpose()?,
             },
+            retry(resend),
         )
     }
 
