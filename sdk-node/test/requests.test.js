@@ -51,7 +51,7 @@ test('names the protocol refuses are refused by the engine, for every request th
     ['presence', () => a.presence('bad name'), BAD_NAME],
     ['publish', () => a.publish('bad name', 1), BAD_NAME],
     ['send to a user', () => a.send({ to: 'bad name' }, 1), BAD_NAME],
-    ['send to a session', () => a.send({ session: '' }, 1), /^`session` must not be empty$/],
+    ['send to a session', () => a.send({ session: '' }, 1), /^`session` must be a session id of 1 to 128 bytes$/],
     ['rpc', () => a.rpc('bad name', 1), BAD_NAME],
   ]
   for (const [op, call, message] of cases) {
