@@ -11,64 +11,10 @@ import collections
 from typing import Any, Optional
 
 import pytest
-from conftest import FAST_RECONNECT, eventually, recv_n, with_timeout
+from conftest import FAST_RECONNECT, Proxy, eventually, recv_n, with_timeout
 
 import zerorelay
 import zerorelay.sync
-
-
-class Proxy:
-    """Forwards loopback TCP connections to the relay; `set_down(True)` cuts
-    the open ones and refuses new ones until `set_down(False)`."""
-
-    def __init__(self, upstream: str) -> None:
-        host, port = upstream.rsplit(":", 1)
-        self._upstream = (host, int(port))
-        self._down = False
-        self._open: set[asyncio.StreamWriter] = set()
-        self._server: Optional[asyncio.AbstractServer] = None
-        self.url = ""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/ws"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._down:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open.update((writer, up_writer))
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except OSError:
-                pass
-            finally:
-                for x in (writer, up_writer):
-                    x.transport.abort()
-                    self._open.discard(x)
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def set_down(self, down: bool) -> None:
-        self._down = down
-        if down:
-            for w in list(self._open):
-                w.transport.abort()
-            self._open.clear()
-
-    def close(self) -> None:
-        self.set_down(True)
-        if self._server is not None:
-            self._server.close()
 
 
 async def test_a_lost_session_fails_a_pending_rpc_with_unknown_outcome_unless_resent() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+from conftest import Proxy
 
 import zerorelay
 
@@ -65,60 +66,6 @@ def check(step: dict[str, Any], out: dict[str, Any]) -> None:
         assert "error" not in out, f"expected success, got error {out['error']}"
         if "result" in step:
             assert out["result"] == step["result"]
-
-
-class Proxy:
-    """Forwards loopback TCP connections to the relay; `set_down(True)` cuts
-    the open ones and refuses new ones until `set_down(False)`."""
-
-    def __init__(self, upstream: str) -> None:
-        host, port = upstream.rsplit(":", 1)
-        self._upstream = (host, int(port))
-        self._down = False
-        self._open: set[asyncio.StreamWriter] = set()
-        self._server: Optional[asyncio.AbstractServer] = None
-        self.url = ""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/ws"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._down:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open.update((writer, up_writer))
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except OSError:
-                pass
-            finally:
-                for x in (writer, up_writer):
-                    x.transport.abort()
-                    self._open.discard(x)
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def set_down(self, down: bool) -> None:
-        self._down = down
-        if down:
-            for w in list(self._open):
-                w.transport.abort()
-            self._open.clear()
-
-    async def close(self) -> None:
-        self.set_down(True)
-        if self._server is not None:
-            self._server.close()
 
 
 class Peer:
@@ -255,7 +202,7 @@ class Run:
             if "result" in out:
                 await out["result"].close()
             if p.net:
-                await p.net.close()
+                p.net.close()
             check(step, out)
             return
         p.client = await connecting
@@ -351,7 +298,7 @@ class Run:
             if p.reader is not None:
                 p.reader.cancel()
             if p.net is not None:
-                await p.net.close()
+                p.net.close()
         for t in self.pending.values():
             t.cancel()
         if not self.stopped:
