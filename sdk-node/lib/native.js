@@ -3,18 +3,7 @@
 // optionalDependencies (zerorelay-linux-x64-gnu, ...), or, in a checkout of
 // the repository, the one scripts/build.js compiled into native/.
 const { ZerorelayError } = require('./errors')
-
-/** napi-rs's name for this platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
-function platformName () {
-  let name = `${process.platform}-${process.arch}`
-  if (process.platform === 'linux') {
-    const glibc = process.report && process.report.getReport().header.glibcVersionRuntime
-    name += glibc ? '-gnu' : '-musl'
-  } else if (process.platform === 'win32') {
-    name += '-msvc'
-  }
-  return name
-}
+const { platformName } = require('./platform')
 
 let native
 try {

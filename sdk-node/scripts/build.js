@@ -14,6 +14,7 @@
 const { existsSync } = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
+const { platformName } = require('../lib/platform')
 
 const root = path.join(__dirname, '..')
 const pkg = require(path.join(root, 'package.json'))
@@ -24,18 +25,6 @@ const profile = process.env.ZERORELAY_BUILD_PROFILE || 'release'
 // Pinned here, not taken from devDependencies: npm does not install a
 // dependency's devDependencies, and this runs in other people's projects.
 const CLI_VERSION = '3.10.12'
-
-/** napi-rs's name for this platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
-function platformName () {
-  let name = `${process.platform}-${process.arch}`
-  if (process.platform === 'linux') {
-    const glibc = process.report && process.report.getReport().header.glibcVersionRuntime
-    name += glibc ? '-gnu' : '-musl'
-  } else if (process.platform === 'win32') {
-    name += '-msvc'
-  }
-  return name
-}
 
 function fail (message) {
   console.error(`zerorelay: ${message}`)
