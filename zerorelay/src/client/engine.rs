@@ -1110,43 +1110,25 @@ fn validate(req: &Request) -> Result<(), ClientError> {
         crate::protocol::names::validate(what, v)
             .map_err(|e| ClientError::InvalidArgument(e.message.into_owned()))
     };
-    use crate::protocol::client::{exceeds_depth, DEFAULT_MAX_DEPTH, MAX_SESSION_ID_LEN};
-    // The frame is one level; its payload may nest the rest of the
-    // protocol's default bound, which every relay accepts.
-    let data = |d: &RawValue| {
-        if exceeds_depth(d.get(), DEFAULT_MAX_DEPTH - 1) {
-            return Err(ClientError::InvalidArgument(format!(
-                "`data` is nested deeper than {} levels (a frame may nest {DEFAULT_MAX_DEPTH})",
-                DEFAULT_MAX_DEPTH - 1
-            )));
-        }
-        Ok(())
-    };
+    use crate::protocol::client::MAX_SESSION_ID_LEN;
+    // Payload depth is the relay's to bound (`limits.max_json_depth` may be
+    // raised there); a frame over its bound is answered with `bad_request`.
     match req {
-        Request::Send { target, data: d } => {
-            match target {
-                Target::User(u) => name("to", u)?,
-                Target::Session(s) if s.is_empty() || s.len() > MAX_SESSION_ID_LEN => {
-                    return Err(ClientError::InvalidArgument(format!(
-                        "`session` must be a session id of 1 to {MAX_SESSION_ID_LEN} bytes"
-                    )))
-                }
-                Target::Session(_) => {}
+        Request::Send { target, .. } => match target {
+            Target::User(u) => name("to", u),
+            Target::Session(s) if s.is_empty() || s.len() > MAX_SESSION_ID_LEN => {
+                Err(ClientError::InvalidArgument(format!(
+                    "`session` must be a session id of 1 to {MAX_SESSION_ID_LEN} bytes"
+                )))
             }
-            data(d)
-        }
-        Request::Publish { group, data: d, .. } => {
-            name("group", group)?;
-            data(d)
-        }
-        Request::Join { group, .. } | Request::Leave { group } | Request::Presence { group } => {
-            name("group", group)
-        }
-        Request::Broadcast { data: d, .. } => data(d),
-        Request::Rpc { method, data: d } => {
-            name("method", method)?;
-            d.as_deref().map_or(Ok(()), data)
-        }
+            Target::Session(_) => Ok(()),
+        },
+        Request::Publish { group, .. }
+        | Request::Join { group, .. }
+        | Request::Leave { group }
+        | Request::Presence { group } => name("group", group),
+        Request::Broadcast { .. } => Ok(()),
+        Request::Rpc { method, .. } => name("method", method),
     }
 }
 

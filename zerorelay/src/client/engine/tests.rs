@@ -798,58 +798,35 @@ fn invalid_requests_are_refused_before_queueing() {
 }
 
 #[test]
-fn an_overlong_session_id_and_a_payload_deeper_than_the_protocol_allows_are_refused_locally() {
+fn an_overlong_session_id_is_refused_locally_and_a_deep_payload_is_left_to_the_relay() {
     let mut t = T::new(opts());
     t.e.start(t.now);
     let raw = |s: String| RawValue::from_string(s).unwrap();
-    let deep = |n: usize| raw(format!("{}{}", "[".repeat(n), "]".repeat(n)));
-    let refused = |t: &mut T, req: Request| match t.e.request(t.now, req) {
-        Err(ClientError::InvalidArgument(m)) => m,
-        other => panic!("expected invalid_argument, got {other:?}"),
-    };
-    let m = refused(
-        &mut t,
+    match t.e.request(
+        t.now,
         Request::Send {
             target: Target::Session("s".repeat(129)),
             data: raw("1".into()),
         },
-    );
-    assert_eq!(m, "`session` must be a session id of 1 to 128 bytes");
-    for req in [
-        Request::Publish {
-            group: "g".into(),
-            data: deep(64),
-            echo: false,
-        },
-        Request::Broadcast {
-            data: deep(64),
-            echo: false,
-        },
-        Request::Send {
-            target: Target::User("u".into()),
-            data: deep(64),
-        },
-        Request::Rpc {
-            method: "m".into(),
-            data: Some(deep(64)),
-        },
-    ] {
-        assert_eq!(
-            refused(&mut t, req),
-            "`data` is nested deeper than 63 levels (a frame may nest 64)"
-        );
+    ) {
+        Err(ClientError::InvalidArgument(m)) => {
+            assert_eq!(m, "`session` must be a session id of 1 to 128 bytes")
+        }
+        other => panic!("expected invalid_argument, got {other:?}"),
     }
     assert_eq!(t.e.queued(), 0);
-    // The deepest payload a relay with the default bound accepts is sent.
+    // The relay's limits.max_json_depth may be raised, so the engine sends
+    // a payload deeper than the protocol's default bound.
+    let deep = "[".repeat(100) + &"]".repeat(100);
     t.e.request(
         t.now,
         Request::Publish {
             group: "g".into(),
-            data: deep(63),
+            data: raw(deep),
             echo: false,
         },
     )
-    .expect("63 levels fit");
+    .expect("the relay decides");
     assert_eq!(t.e.queued(), 1);
 }
 
